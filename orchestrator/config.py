@@ -1,0 +1,118 @@
+"""Settings: the one place every knob of the service is read from (``ORCH_`` environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "DEFAULT_PRODUCTION_PATTERNS"]
+
+DEFAULT_PRODUCTION_PATTERNS: tuple[str, ...] = (
+    "**/prod/**",
+    "prod/**",
+    "**/production/**",
+    "production/**",
+    "*.prod.*",
+    "**/*.prod.*",
+    "s3://prod*",
+    "gs://prod*",
+    "postgresql://*prod*",
+)
+
+
+class Settings(BaseSettings):
+    """Service configuration, read once from the environment (prefix ``ORCH_``) and an optional ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", env_file=".env", extra="ignore")
+
+    home: Path = Path.home() / ".orchestrator"
+    """Where the default SQLite database and default workspaces live."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to a SQLite file under ``home``. PostgreSQL: ``postgresql+psycopg://...``."""
+
+    model: str = "builtin"
+    """Chat model for every agent: ``builtin`` (the deterministic planner, no LLM) or ``provider:model``."""
+
+    model_base_url: str | None = None
+    """Base URL for OpenAI-compatible or Ollama endpoints."""
+
+    model_api_key: SecretStr | None = None
+    """API key passed to the chat model provider, when it needs one."""
+
+    agents_dirs: list[Path] = Field(default_factory=list)
+    """Extra directories of agent definition files (e.g. a project's ``.claude/agents``)."""
+
+    workspace_roots: list[Path] = Field(default_factory=list)
+    """Directories under which API clients may place mission workspaces (empty: ``home/workspaces``)."""
+
+    production_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_PRODUCTION_PATTERNS))
+    """Glob patterns of paths and URLs treated as production data: touching one needs a human approval."""
+
+    max_handoffs: int = 24
+    """Handoffs allowed in one mission before it stops with a recorded reason."""
+
+    max_edge_repeats: int = 4
+    """Handoffs allowed on the same (from, to, step) edge: more is ping-pong and stops the mission."""
+
+    max_eval_rounds: int = 2
+    """Rounds of evaluate -> Data Scientist -> evaluate before escalating to a human."""
+
+    max_agent_turns: int = 40
+    """Model turns one agent may take inside one step or delegation."""
+
+    recursion_limit: int = 80
+    """LangGraph super-step limit for one run of the graph."""
+
+    allow_unsandboxed_shell: bool = False
+    """Run shell commands without bubblewrap when it is missing (recorded on every call)."""
+
+    shell_timeout_s: float = 120.0
+    shell_memory_mb: int = 2048
+    shell_max_processes: int = 256
+    shell_max_output_bytes: int = 64_000
+    max_read_bytes: int = 2_000_000
+    max_write_bytes: int = 10_000_000
+
+    tavily_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ORCH_TAVILY_API_KEY", "TAVILY_API_KEY")
+    )
+    tavily_base_url: str | None = None
+    """Override of Tavily's API base URL (tests point it at a local fake server)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    dev_no_auth: bool = False
+    """Loopback-only development mode without API keys (announced loudly at start-up)."""
+
+    runner_workers: int = 2
+    lease_seconds: float = 60.0
+    log_json: bool = False
+
+    @field_validator("max_handoffs", "max_edge_repeats", "max_eval_rounds", "max_agent_turns", "recursion_limit")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value!r}")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the configured one, or the SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'orchestrator.db').resolve()}"
+
+    @property
+    def resolved_workspace_roots(self) -> list[Path]:
+        roots = self.workspace_roots or [self.home / "workspaces"]
+        return [root.expanduser().resolve() for root in roots]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing the environment."""
+    return Settings()

@@ -1,0 +1,71 @@
+"""Errors, split by who must act: the operator, the user's input, the model, a limit, or a guardrail."""
+
+from __future__ import annotations
+
+__all__ = [
+    "OrchestratorError",
+    "ConfigError",
+    "AgentDefinitionError",
+    "InputError",
+    "MissionNotFound",
+    "InvalidTransition",
+    "LimitExceeded",
+    "GuardrailViolation",
+    "ToolError",
+    "ToolDenied",
+    "ApprovalStale",
+]
+
+
+class OrchestratorError(Exception):
+    """Root of every error this service raises on purpose; its message is meant for a person."""
+
+    exit_code: int = 1
+
+
+class ConfigError(OrchestratorError):
+    """The operator's configuration is wrong (settings, model name, database URL)."""
+
+    exit_code = 2
+
+
+class AgentDefinitionError(ConfigError):
+    """An agent definition file is malformed; the message names the file, the field and the fix."""
+
+
+class InputError(OrchestratorError):
+    """The user's input cannot be used (empty mission, missing workspace, bad archive)."""
+
+    exit_code = 2
+
+
+class MissionNotFound(InputError):
+    """No mission has that id."""
+
+    exit_code = 3
+
+
+class InvalidTransition(InputError):
+    """The mission is not in a state that allows this action (e.g. resuming a finished mission)."""
+
+    exit_code = 4
+
+
+class ApprovalStale(InvalidTransition):
+    """The decision quotes a payload hash that is not the one pending."""
+
+
+class LimitExceeded(OrchestratorError):
+    """A guard tripped: too many handoffs, ping-pong on one edge, too many turns, recursion limit."""
+
+
+class GuardrailViolation(OrchestratorError):
+    """A policy refused an action outright (not something an approval can lift)."""
+
+
+class ToolError(OrchestratorError):
+    """A failure the model can act on (missing file, failing tests, timeout); returned to it as the result."""
+
+
+class ToolDenied(ToolError):
+    """The policy layer refused the call (not allowed for this agent, or a human rejected it)."""

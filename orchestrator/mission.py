@@ -1,0 +1,100 @@
+"""Mission input: chat text (the seed's invocation form or free text) parsed into a typed spec."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import InputError
+
+__all__ = ["MissionSpec", "parse_mission", "ServingMode"]
+
+ServingMode = Literal["batch", "online", "streaming"]
+
+_FIELDS = {
+    "mission": "objective",
+    "inputs": "inputs",
+    "constraints": "constraints",
+    "expected deliverables": "deliverables",
+    "deliverables": "deliverables",
+    "validation": "validation",
+}
+_FIELD_RE = re.compile(r"^\s*(mission|inputs|constraints|expected deliverables|deliverables|validation)\s*:\s*(.*)$", re.I)
+_AGENT_RE = re.compile(r"^\s*/agent\s+(\S+)\s*$", re.I)
+_MAX_CHARS = 20_000
+
+
+class MissionSpec(BaseModel):
+    """What the user asked for, in the seed's terms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    """The chat text exactly as submitted."""
+    agent: str = "ml-engineer"
+    """Lead agent named by ``/agent NAME`` (default: the ML engineer)."""
+    objective: str
+    inputs: list[str] = Field(default_factory=list)
+    constraints: list[str] = Field(default_factory=list)
+    deliverables: list[str] = Field(default_factory=list)
+    validation: list[str] = Field(default_factory=list)
+
+    @property
+    def serving_mode(self) -> ServingMode:
+        """Batch, online or streaming, as the mission's words say (batch when nothing says otherwise)."""
+        words = " ".join([self.objective, *self.constraints, *self.deliverables]).lower()
+        if re.search(r"\b(online|real[- ]time|endpoint|rest api|inference api|serving api|latency)\b", words):
+            return "online"
+        if re.search(r"\b(stream|streaming|kafka)\b", words):
+            return "streaming"
+        return "batch"
+
+
+def _split_list(value: str, *, by_semicolon_only: bool = False) -> list[str]:
+    pattern = r";" if by_semicolon_only else r"[;,]"
+    parts = [part.strip().rstrip(".").strip() for part in re.split(pattern, value)]
+    return [part for part in parts if part]
+
+
+def parse_mission(text: str) -> MissionSpec:
+    """Parse mission chat text; raises :class:`InputError` for an empty or oversized mission.
+
+    The seed's form (``/agent NAME``, ``Mission:``, ``Inputs:``, ``Constraints:``, ``Expected
+    Deliverables:``, ``Validation:``) fills the matching fields; any other text becomes the objective.
+    A field may continue on following lines until the next field.
+    """
+    if text is None or not text.strip():
+        raise InputError("the mission is empty: say what to productionize, e.g. 'Mission: ...'")
+    if len(text) > _MAX_CHARS:
+        raise InputError(f"the mission is {len(text)} characters long; the limit is {_MAX_CHARS}")
+    agent = "ml-engineer"
+    collected: dict[str, list[str]] = {}
+    free: list[str] = []
+    current: str | None = None
+    for line in text.splitlines():
+        if match := _AGENT_RE.match(line):
+            agent = match.group(1)
+            current = None
+            continue
+        if match := _FIELD_RE.match(line):
+            current = _FIELDS[match.group(1).lower()]
+            collected.setdefault(current, []).append(match.group(2).strip())
+            continue
+        if line.strip():
+            (collected.setdefault(current, []) if current else free).append(line.strip())
+    objective = " ".join(collected.get("objective", [])).strip() or " ".join(free).strip()
+    if not objective:
+        raise InputError("the mission has no objective: add a 'Mission:' line saying what to do")
+    joined = {key: " ".join(lines) for key, lines in collected.items()}
+    return MissionSpec(
+        text=text,
+        agent=agent,
+        objective=objective,
+        inputs=_split_list(joined.get("inputs", "")),
+        # Constraints and validation hold commas inside one item ("2-hour window; alert on ...").
+        constraints=_split_list(joined.get("constraints", ""), by_semicolon_only=True),
+        deliverables=_split_list(joined.get("deliverables", "")),
+        validation=_split_list(joined.get("validation", "")),
+    )
