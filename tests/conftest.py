@@ -57,7 +57,3 @@ def tool_ctx(workspace: Path, settings: Settings) -> ToolContext:
     return ToolContext(workspace=workspace, mission_id="m-test", agent="ml-engineer", step="implement",
                        settings=settings, recorder=_ListRecorder())
 
-
-def recorded_artifacts(ctx: ToolContext) -> list[dict[str, Any]]:
-    """Artifacts recorded through ``ctx`` (path, sha256, size, kind, agent, step)."""
-    return list(ctx.recorder.artifacts)  # type: ignore[attr-defined]
