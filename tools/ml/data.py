@@ -1,0 +1,190 @@
+"""Datasets in the workspace: reading, profiling, fingerprinting, and locating a mission's inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from langchain_core.tools import tool
+
+from orchestrator.errors import ToolError
+from tools.ml.injected import Ctx
+from tools.ml.model import ModelError, file_sha256, load_model
+from tools.workspace import resolve_in_workspace
+
+__all__ = [
+    "DataError", "read_table", "profile_frame", "fingerprint", "locate", "load_config",
+    "profile_dataset", "fingerprint_dataset", "inspect_model", "locate_inputs",
+]
+
+_SEGMENT_NAMES = ("segment", "site", "region", "group", "cohort", "country", "channel")
+_LABEL_NAMES = ("is_anomaly", "label", "target", "y", "is_fraud", "class")
+
+
+class DataError(ToolError):
+    """A dataset cannot be used as given (missing, empty, unreadable, wrong columns)."""
+
+
+def read_table(workspace: Path, path: str) -> pd.DataFrame:
+    """Read a CSV (or Parquet) file of the workspace; raises :class:`DataError` with what is wrong."""
+    target = resolve_in_workspace(workspace, path)
+    if not target.is_file():
+        raise DataError(f"dataset {path!r} does not exist in the workspace")
+    if target.stat().st_size == 0:
+        raise DataError(f"dataset {path!r} is empty (0 bytes)")
+    try:
+        frame = pd.read_parquet(target) if target.suffix == ".parquet" else pd.read_csv(target)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"dataset {path!r} cannot be parsed: {exc}") from None
+    if frame.empty:
+        raise DataError(f"dataset {path!r} has a header but no rows")
+    return frame
+
+
+def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
+    """Schema, types, missing values and ranges of every column."""
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        entry: dict[str, Any] = {"name": str(name), "dtype": str(col.dtype), "missing": int(col.isna().sum()),
+                                 "missing_pct": round(float(col.isna().mean()) * 100, 3),
+                                 "distinct": int(col.nunique(dropna=True))}
+        if pd.api.types.is_numeric_dtype(col):
+            values = col.dropna().to_numpy(dtype=float)
+            if values.size:
+                entry.update(min=float(values.min()), max=float(values.max()), mean=round(float(values.mean()), 6),
+                             std=round(float(values.std()), 6))
+        else:
+            entry["top"] = [str(v) for v in col.value_counts().head(5).index]
+        columns.append(entry)
+    return {"rows": int(len(frame)), "n_columns": int(frame.shape[1]), "columns": columns}
+
+
+def fingerprint(workspace: Path, path: str) -> dict[str, Any]:
+    """Pin a dataset version: sha256 over the file's bytes, row and column counts."""
+    target = resolve_in_workspace(workspace, path)
+    frame = read_table(workspace, path)
+    return {"path": path, "sha256": file_sha256(target), "bytes": target.stat().st_size, "rows": int(len(frame)),
+            "columns": [str(c) for c in frame.columns],
+            "schema_sha256": hashlib.sha256(",".join(map(str, frame.columns)).encode()).hexdigest()}
+
+
+def load_config(workspace: Path, path: str = "pipelines/batch-scoring.yaml") -> dict[str, Any]:
+    """The pipeline configuration as a mapping ({} when absent)."""
+    target = resolve_in_workspace(workspace, path)
+    if not target.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(target.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path!r} is not valid YAML: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _first_csv(workspace: Path, words: tuple[str, ...]) -> str | None:
+    data = sorted((workspace / "data").glob("*.csv")) if (workspace / "data").is_dir() else []
+    for word in words:
+        for file in data:
+            if word in file.stem.lower():
+                return file.relative_to(workspace).as_posix()
+    return None
+
+
+def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
+    """Where the config, model and data of a mission are, from the config file or by looking around."""
+    inputs = inputs or []
+    config_path = next((i for i in inputs if i.endswith((".yaml", ".yml"))), "pipelines/batch-scoring.yaml")
+    config = load_config(workspace, config_path)
+    model_hint = next((i.rstrip("/") for i in inputs if i.startswith("models") or i.endswith((".onnx", ".joblib", ".pkl"))), None)
+    model_path = model_hint or str((config.get("model") or {}).get("path") or "")
+    if not model_path and (workspace / "models").is_dir():
+        dirs = sorted(p for p in (workspace / "models").iterdir() if p.is_dir())
+        model_path = dirs[0].relative_to(workspace).as_posix() if dirs else ""
+    section_in = config.get("input") or {}
+    current = str(section_in.get("path") or _first_csv(workspace, ("current", "batch", "score", "new")) or "")
+    reference = str((config.get("reference") or {}).get("path") or _first_csv(workspace, ("reference", "train", "baseline")) or "")
+    label, segment = section_in.get("label_column"), section_in.get("segment_column")
+    header: list[str] = []
+    for candidate in (current, reference):
+        target = workspace / candidate if candidate else None
+        if target is not None and target.is_file() and target.stat().st_size:
+            try:
+                header = list(pd.read_csv(target, nrows=0).columns)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+                header = []
+            break
+    label = label or next((c for c in header if c.lower() in _LABEL_NAMES), None)
+    segment = segment or next((c for c in header if c.lower() in _SEGMENT_NAMES), None)
+    return {
+        "config_path": config_path if (workspace / config_path).is_file() else None,
+        "model_path": model_path or None,
+        "reference_path": reference or None,
+        "current_path": current or None,
+        "label_column": label,
+        "segment_column": segment,
+        "labelled": bool(label and label in header),
+        "expected_rows_per_night": config.get("expected_rows_per_night"),
+        "schedule": config.get("schedule"),
+    }
+
+
+@tool(parse_docstring=True)
+def locate_inputs(inputs: list[str], *, ctx: Ctx) -> str:
+    """Find the mission's pipeline config, model folder, reference and current data, label and segment columns.
+
+    Args:
+        inputs: The mission's Inputs entries (e.g. ["models/anomaly-detector/", "pipelines/batch-scoring.yaml"]).
+    """
+    return json.dumps(locate(ctx.workspace, inputs))
+
+
+@tool(parse_docstring=True)
+def profile_dataset(path: str, *, ctx: Ctx) -> str:
+    """Profile a CSV dataset: row count, and per column its type, missing values, distinct count and range.
+
+    Args:
+        path: Workspace-relative path of the CSV file, e.g. "data/reference.csv".
+    """
+    try:
+        return json.dumps({"path": path, **profile_frame(read_table(ctx.workspace, path))})
+    except DataError as exc:
+        return json.dumps({"path": path, "error": str(exc)})
+
+
+@tool(parse_docstring=True)
+def fingerprint_dataset(path: str, *, ctx: Ctx) -> str:
+    """Pin a dataset version: sha256 of the file, size, row count and column list.
+
+    Args:
+        path: Workspace-relative path of the CSV file.
+    """
+    try:
+        return json.dumps(fingerprint(ctx.workspace, path))
+    except DataError as exc:
+        return json.dumps({"path": path, "error": str(exc)})
+
+
+@tool(parse_docstring=True)
+def inspect_model(path: str, *, ctx: Ctx) -> str:
+    """Load a workspace model (ONNX preferred; joblib/pickle with a warning) and describe it.
+
+    Args:
+        path: Workspace-relative model folder (with model.yaml) or artifact file.
+    """
+    try:
+        loaded = load_model(ctx.workspace, path)
+    except ModelError as exc:
+        return json.dumps({"path": path, "error": str(exc)})
+    out = loaded.info.public()
+    out["sha256"] = file_sha256(ctx.workspace / loaded.info.artifact)
+    est = loaded.estimator
+    if est is not None and hasattr(est, "get_params"):
+        out["params"] = {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
+    if est is not None and hasattr(est, "offset_"):
+        out["threshold"] = float(np.asarray(est.offset_))
+    return json.dumps(out)

@@ -1,0 +1,216 @@
+"""Evaluation of the monitored batch: performance, drift, bias and alerts, written as
+``reports/evaluation.json`` (stable schema), ``reports/evaluation.html`` and ``monitoring/alerts.yaml``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame, selection_rate
+from langchain_core.tools import tool
+from sklearn.metrics import precision_score, recall_score
+
+from tools.ml.injected import Ctx
+from tools.ml.alignment import ALIGNMENT_PATH, align
+from tools.ml.data import DataError, fingerprint, read_table
+from tools.ml.drift import drift_table
+from tools.ml.metrics import Z_ONE_SIDED_95, performance
+from tools.ml.model import LoadedModel, ModelError, file_sha256, load_model
+from tools.ml.monitoring import ALERTS_PATH, FOUR_FIFTHS, alert_rules, render_rules
+from tools.ml.report import render_html
+
+__all__ = ["evaluate", "evaluate_model", "bias_table", "EVALUATION_PATH", "EVALUATION_HTML", "SCHEMA_VERSION"]
+
+EVALUATION_PATH = "reports/evaluation.json"
+EVALUATION_HTML = "reports/evaluation.html"
+SCHEMA_VERSION = 1
+
+
+def bias_table(y_true: np.ndarray | None, y_pred: np.ndarray, segments: pd.Series) -> dict[str, Any]:
+    """Per-segment metrics and disparity ratios (min/max across segments) through fairlearn's MetricFrame."""
+    metrics: dict[str, Any] = {"alert_rate": selection_rate, "count": lambda yt, yp: len(yp)}
+    if y_true is not None:
+        metrics.update(precision=lambda yt, yp: precision_score(yt, yp, zero_division=0),
+                       recall=lambda yt, yp: recall_score(yt, yp, zero_division=0))
+    truth = y_true if y_true is not None else y_pred
+    frame = MetricFrame(metrics=metrics, y_true=truth, y_pred=y_pred, sensitive_features=segments.astype(str))
+    by_group = {str(g): {k: round(float(v), 6) for k, v in row.items()} for g, row in frame.by_group.iterrows()}
+    ratios = frame.ratio()
+    disparity = {f"{m}_ratio": round(float(ratios[m]), 6) for m in metrics if m != "count"}
+    key = "precision_ratio" if y_true is not None else "alert_rate_ratio"
+    return {"segment_column": str(segments.name), "by_group": by_group, "disparity": disparity,
+            "headline": key, "threshold": FOUR_FIFTHS, "flagged": disparity[key] < FOUR_FIFTHS}
+
+
+def _alert(name: str, fired: bool, value: float | None, threshold: float, **detail: Any) -> dict[str, Any]:
+    return {"name": name, "fired": bool(fired), "value": value, "threshold": threshold, **detail}
+
+
+def _score(model: LoadedModel, frame: pd.DataFrame, label: str | None) -> tuple[np.ndarray, dict[str, Any] | None]:
+    x = frame[model.info.features].to_numpy(dtype=float)
+    pred = model.predict_positive(x)
+    if label and label in frame.columns:
+        return pred, performance(frame[label].to_numpy(), pred, model.score(x))
+    return pred, None
+
+
+def _metric_alerts(thresholds: dict[str, Any], perf: dict[str, Any] | None, pred: np.ndarray) -> list[dict[str, Any]]:
+    alerts = []
+    for metric, entry in (thresholds.get("metrics") or {}).items():
+        if entry.get("floor") is None or perf is None or metric not in perf:
+            continue
+        enough = perf["predicted_positives"] >= (entry.get("min_predicted_positives") or 0)
+        alerts.append(_alert(f"{metric}_drop", perf[metric] < entry["floor"], perf[metric], entry["floor"],
+                             baseline=entry["baseline"], sample_sufficient=enough,
+                             note=None if enough else "fewer alerts than the minimum: the figure is noisy"))
+    rate = thresholds.get("alert_rate")
+    if perf is None and rate:
+        value = round(float(pred.mean()), 6)
+        ceiling = rate["ceiling"]
+        # Fire only when the excess over the ceiling is beyond sampling noise for this batch size.
+        limit = round(ceiling + Z_ONE_SIDED_95 * math.sqrt(ceiling * (1 - ceiling) / max(len(pred), 1)), 6)
+        alerts.append(_alert("alert_rate", value > limit, value, limit, ceiling=ceiling, baseline=rate["baseline"],
+                             note="no labels: precision cannot be measured, the alert rate stands in for it"))
+    return alerts
+
+
+def _candidate(workspace: Path, path: str, current: pd.DataFrame, production: LoadedModel, label: str,
+               thresholds: dict[str, Any]) -> dict[str, Any]:
+    try:
+        cand = load_model(workspace, path)
+    except ModelError as exc:
+        return {"path": path, "error": str(exc), "passes": False}
+    holdout = (cand.info.metadata.get("evaluation") or {}).get("holdout") or {"modulo": 1, "remainder": 0}
+    mask = (np.arange(len(current)) % int(holdout["modulo"])) == int(holdout["remainder"])
+    rows = current[mask]
+    _, cand_perf = _score(cand, rows, label)
+    _, prod_perf = _score(production, rows, label)
+    alerts = _metric_alerts(thresholds, cand_perf, np.zeros(0))
+    return {"path": path, "version": cand.info.version, "sha256": file_sha256(workspace / cand.info.artifact),
+            "holdout": {**holdout, "rows": int(mask.sum()), "data": "current batch rows not used for training"},
+            "performance": cand_perf, "production_on_holdout": prod_perf, "alerts": alerts,
+            "passes": cand_perf is not None and not any(a["fired"] for a in alerts)}
+
+
+def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_path: str, label_column: str = "",
+             segment_column: str = "", candidate_path: str = "", alignment: dict[str, Any] | None = None,
+             constraints: list[str] | None = None) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
+    """The evaluation document, plus the two frames (for the plots). Bad inputs become findings."""
+    if alignment is None:
+        alignment = align(workspace, model_path=model_path, reference_path=reference_path, current_path=current_path,
+                          constraints=constraints, label_column=label_column, segment_column=segment_column)
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": None, "datasets": {}, "labelled": False,
+                           "performance": {}, "drift": {"features": [], "drifted": []}, "bias": None, "alerts": [],
+                           "thresholds": alignment.get("thresholds", {}), "candidate": None, "findings": []}
+    findings = out["findings"]
+    try:
+        model = load_model(workspace, model_path)
+        out["model"] = {**model.info.public(), "sha256": file_sha256(workspace / model.info.artifact)}
+    except ModelError as exc:
+        findings.append({"severity": "high", "title": "model unusable", "detail": str(exc)})
+        out["status"] = "blocked"
+        return out, None, None
+    frames: dict[str, pd.DataFrame] = {}
+    for role, path in (("reference", reference_path), ("current", current_path)):
+        try:
+            frames[role] = read_table(workspace, path)
+            out["datasets"][role] = fingerprint(workspace, path)
+        except DataError as exc:
+            findings.append({"severity": "high", "title": f"{role} data unusable", "detail": str(exc)})
+    for role, frame in frames.items():
+        missing = [f for f in model.info.features if f not in frame.columns]
+        if missing:
+            findings.append({"severity": "high", "title": f"{role} data has wrong columns",
+                             "detail": f"missing model features {missing[:10]} ({len(missing)} missing)"})
+    if any(f["severity"] == "high" for f in findings):
+        out["status"] = "blocked"
+        return out, frames.get("reference"), frames.get("current")
+    ref, cur = frames["reference"], frames["current"]
+    label = label_column or alignment.get("label_column") or model.info.label_column or ""
+    segment = segment_column or alignment.get("segment_column") or ""
+    _, ref_perf = _score(model, ref, label)
+    pred, cur_perf = _score(model, cur, label)
+    out["labelled"] = cur_perf is not None
+    out["performance"] = {"reference": ref_perf, "current": cur_perf or {"rows": int(len(cur)),
+                          "alert_rate": round(float(pred.mean()), 6)}}
+    if cur_perf is None:
+        findings.append({"severity": "medium", "title": "no labels in the current batch",
+                         "detail": f"no {label or 'label'!r} column: precision cannot be measured; "
+                                   "monitoring falls back to the alert rate"})
+    psi = (out["thresholds"].get("psi") or {})
+    out["drift"] = drift_table(ref, cur, model.info.features, bins=int(psi.get("bins", 10)),
+                               alert_at=float(psi.get("significant", 0.2)))
+    drift = out["drift"]
+    max_psi = max((f["psi"] for f in drift["features"]), default=0.0)
+    out["alerts"].append(_alert("feature_drift", bool(drift["drifted"]), max_psi, drift["significant"],
+                                features=drift["drifted"]))
+    out["alerts"] += _metric_alerts(out["thresholds"], cur_perf, pred)
+    if segment and segment in cur.columns:
+        truth = cur[label].to_numpy().astype(int) if cur_perf is not None else None
+        out["bias"] = bias_table(truth, pred, cur[segment])
+        out["alerts"].append(_alert("bias_disparity", out["bias"]["flagged"],
+                                    out["bias"]["disparity"][out["bias"]["headline"]], FOUR_FIFTHS,
+                                    metric=out["bias"]["headline"]))
+    elif segment:
+        findings.append({"severity": "low", "title": "segment column absent",
+                         "detail": f"{segment!r} is not a column of the current batch: no bias figures"})
+    if candidate_path and cur_perf is not None:
+        out["candidate"] = _candidate(workspace, candidate_path, cur, model, label, out["thresholds"])
+    metric_fired = [a["name"] for a in out["alerts"] if a["fired"] and a["name"].endswith("_drop")]
+    candidate_ok = bool(out["candidate"] and out["candidate"]["passes"])
+    out["selected_model"] = out["candidate"]["path"] if candidate_ok else model_path
+    out["status"] = "pass" if not metric_fired else ("candidate_passes" if candidate_ok else "fail")
+    out["fired"] = [a["name"] for a in out["alerts"] if a["fired"]]
+    out["rules"] = alert_rules(alignment, features=model.info.features, reference_path=reference_path,
+                               segment_column=segment if out["bias"] else None)
+    return out, ref, cur
+
+
+@tool(parse_docstring=True)
+def evaluate_model(model_path: str, reference_path: str, current_path: str, label_column: str = "",
+                   segment_column: str = "", candidate_path: str = "", *,
+                   ctx: Ctx) -> str:
+    """Evaluate the model on the current batch against the reference: performance (when labelled),
+    per-feature drift (PSI on reference-quantile bins, KS/chi2 beside it), bias per segment (fairlearn),
+    and alerts against the thresholds in reports/alignment.json. Writes reports/evaluation.json,
+    reports/evaluation.html and monitoring/alerts.yaml. If a metric alert fires and no passing candidate
+    exists, raises the "underperforms" failure mode. A candidate (retrained model folder) is evaluated
+    on the current rows it was not trained on, beside the monitored batch's figures.
+
+    Args:
+        model_path: Workspace-relative folder or artifact of the production model.
+        reference_path: Reference CSV (what the model was validated on).
+        current_path: The monitored batch CSV.
+        label_column: Ground-truth column; empty to take it from the alignment/model metadata.
+        segment_column: Column to slice bias metrics by; empty to take it from the alignment.
+        candidate_path: Retrained candidate model folder to evaluate beside the production model.
+    """
+    alignment = None
+    if (ctx.workspace / ALIGNMENT_PATH).is_file():
+        alignment = json.loads((ctx.workspace / ALIGNMENT_PATH).read_text())
+    doc, ref, cur = evaluate(ctx.workspace, model_path=model_path, reference_path=reference_path,
+                             current_path=current_path, label_column=label_column, segment_column=segment_column,
+                             candidate_path=candidate_path, alignment=alignment)
+    rules = doc.pop("rules", None)
+    files = [EVALUATION_PATH, EVALUATION_HTML]
+    ctx.write_text(EVALUATION_PATH, json.dumps(doc, indent=2), kind="report")
+    ctx.write_text(EVALUATION_HTML, render_html(doc, ref, cur), kind="report")
+    if rules:
+        ctx.write_text(ALERTS_PATH, render_rules(rules), kind="config")
+        files.append(ALERTS_PATH)
+    if doc["status"] == "fail":
+        failed = [a for a in doc["alerts"] if a["fired"] and a["name"].endswith("_drop")]
+        ctx.signal("underperforms", "; ".join(f"{a['name']}: {a['value']} < {a['threshold']}" for a in failed),
+                   alerts=failed, evaluation=EVALUATION_PATH)
+    return json.dumps({
+        "status": doc["status"], "files": files, "labelled": doc["labelled"],
+        "alerts": [{k: a[k] for k in ("name", "fired", "value", "threshold")} for a in doc["alerts"]],
+        "drifted": doc["drift"].get("drifted", []), "performance": doc["performance"],
+        "bias": doc["bias"]["disparity"] if doc["bias"] else None,
+        "candidate": None if not doc["candidate"] else {k: doc["candidate"].get(k) for k in ("path", "passes", "performance")},
+        "selected_model": doc.get("selected_model"), "findings": doc["findings"],
+    })
