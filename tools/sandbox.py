@@ -140,7 +140,9 @@ def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "b
     for root in _python_roots():
         argv += ["--ro-bind", root, root]
     argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
-             "--bind", str(workspace.resolve()), WORKSPACE_MOUNT, "--chdir", WORKSPACE_MOUNT, "--clearenv"]
+             "--bind", str(workspace.resolve()), WORKSPACE_MOUNT,
+             # The root is bwrap's own tmpfs: read-only, so only /workspace and /tmp take writes.
+             "--remount-ro", "/", "--chdir", WORKSPACE_MOUNT, "--clearenv"]
     for key, value in sandbox_env(workspace=WORKSPACE_MOUNT).items():
         argv += ["--setenv", key, value]
     argv.append("--")

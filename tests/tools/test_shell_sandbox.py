@@ -1,0 +1,222 @@
+"""The shell sandbox: every escape attempt is refused or contained, every limit holds, the mission goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ToolError
+from tools.context import ToolContext
+from tools.sandbox import WORKSPACE_MOUNT, bwrap_path, run_sandboxed
+from tools.shell import bash
+
+FAST = 3.0
+
+
+def sh(ctx: ToolContext, command: str, timeout_s: float = FAST) -> dict:
+    return json.loads(bash.invoke({"command": command, "timeout_s": timeout_s, "ctx": ctx}))
+
+
+@pytest.fixture(autouse=True)
+def _bwrap_present() -> None:
+    # Not a skip: without bubblewrap these tests must fail loudly (CI installs it).
+    assert bwrap_path() is not None, "bubblewrap (bwrap) is required for the sandbox tests: apt-get install bubblewrap"
+
+
+@pytest.fixture
+def sibling(tmp_path: Path) -> Path:
+    """Another mission's workspace next to ours, holding a secret."""
+    other = tmp_path / "other-mission"
+    other.mkdir()
+    (other / "secret.txt").write_text("other mission's data\n")
+    return other
+
+
+def test_runs_in_workspace_with_project_python(tool_ctx: ToolContext) -> None:
+    (tool_ctx.workspace / "hello.txt").write_text("hi\n")
+    out = sh(tool_ctx, "pwd; cat hello.txt; python -c 'import numpy, pandas, sklearn; print(\"ml ok\")'", 30)
+    assert out["exit_code"] == 0, out
+    assert out["stdout_tail"].splitlines() == [WORKSPACE_MOUNT, "hi", "ml ok"]
+    assert out["sandboxed"] is True and out["timed_out"] is False and out["truncated"] is False
+
+
+def test_writes_land_in_the_host_workspace(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "mkdir -p out && echo 42 > out/answer.txt")
+    assert out["exit_code"] == 0, out
+    assert (tool_ctx.workspace / "out" / "answer.txt").read_text() == "42\n"
+
+
+def test_write_outside_through_tmp_dotdot_is_contained(tool_ctx: ToolContext, tmp_path: Path) -> None:
+    target = tmp_path / "outside"
+    out = sh(tool_ctx, f"echo x > /tmp/..{tmp_path}/outside; echo x > {target}; ls {tmp_path}")
+    assert not target.exists()
+    assert "No such file or directory" in out["stderr_tail"]
+
+
+def test_write_to_another_host_dir_is_contained(tool_ctx: ToolContext, sibling: Path) -> None:
+    out = sh(tool_ctx, f"echo pwned > {sibling}/pwned.txt; echo pwned > {sibling}/secret.txt")
+    assert out["exit_code"] != 0
+    assert not (sibling / "pwned.txt").exists()
+    assert (sibling / "secret.txt").read_text() == "other mission's data\n"
+
+
+def test_system_dirs_are_read_only(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "touch /usr/pwned; touch /etc/pwned; echo done")
+    assert "Read-only file system" in out["stderr_tail"]
+    assert not Path("/usr/pwned").exists() and not Path("/etc/pwned").exists()
+
+
+def test_reading_another_missions_workspace_via_shell_fails(tool_ctx: ToolContext, sibling: Path) -> None:
+    out = sh(tool_ctx, f"cat {sibling}/secret.txt; cat ../other-mission/secret.txt; ls /")
+    assert "other mission's data" not in out["stdout_tail"]
+    assert out["stderr_tail"].count("No such file or directory") == 2
+
+
+def test_host_secrets_are_not_mounted(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "cat /etc/shadow; ls /root/.ssh; ls /home; ls /sys; echo end")
+    assert out["stdout_tail"].strip() == "end"
+
+
+def test_symlink_to_etc_created_in_shell_shows_only_the_sandbox_view(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "ln -s /etc etc-link && ls etc-link/shadow; echo x > etc-link/pwned")
+    assert out["exit_code"] != 0
+    assert not Path("/etc/pwned").exists()
+
+
+def test_no_network_even_to_host_loopback(tool_ctx: ToolContext) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    try:
+        probe = f"import socket; s = socket.create_connection(('127.0.0.1', {port}), timeout=1); print('CONNECTED')"
+        out = sh(tool_ctx, f"python -c \"{probe}\"")
+        assert out["exit_code"] != 0 and "CONNECTED" not in out["stdout_tail"]
+        assert "Connection refused" in out["stderr_tail"] or "unreachable" in out["stderr_tail"]
+        if shutil.which("curl"):
+            out = sh(tool_ctx, f"curl -sS -m 1 http://127.0.0.1:{port}/")
+            assert out["exit_code"] != 0
+        out = sh(tool_ctx, "python -c \"import socket; socket.create_connection(('1.1.1.1', 80), timeout=1)\"")
+        assert out["exit_code"] != 0
+        with pytest.raises(socket.timeout):
+            server.accept()  # nothing ever reached the host listener
+    finally:
+        server.close()
+
+
+def test_parent_secret_env_is_not_inherited(tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_SECRET_PROBE", "s3cr3t")
+    out = sh(tool_ctx, "env")
+    assert out["exit_code"] == 0
+    assert "s3cr3t" not in out["stdout_tail"] and "ORCH_SECRET_PROBE" not in out["stdout_tail"]
+    assert f"HOME={WORKSPACE_MOUNT}" in out["stdout_tail"]
+
+
+def test_endless_loop_is_killed_and_the_mission_goes_on(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "while true; do :; done", 1.5)
+    assert out["timed_out"] is True and out["exit_code"] is None
+    assert 1.4 <= out["duration_s"] < 5
+    assert sh(tool_ctx, "echo still here")["stdout_tail"] == "still here\n"
+
+
+def test_background_processes_die_with_the_sandbox(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "(sleep 30; echo late > late.txt) & echo started")
+    assert out["exit_code"] == 0 and out["duration_s"] < 2
+    out = sh(tool_ctx, "sleep 1.2; ls")
+    assert "late.txt" not in out["stdout_tail"]
+
+
+def _process_count() -> int:
+    return sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+
+
+def test_fork_bomb_is_contained_and_the_mission_goes_on(tool_ctx: ToolContext) -> None:
+    before = _process_count()
+    out = sh(tool_ctx, ":(){ :|:& };:; wait", 2)
+    # Stopped by the process cap (bash reports failed forks) or, at worst, by the clock.
+    assert "fork" in out["stderr_tail"] or out["timed_out"], out
+    assert _process_count() <= before + 5, "sandboxed processes outlived the call"
+    assert sh(tool_ctx, "echo alive")["stdout_tail"] == "alive\n"
+
+
+def test_process_limit_is_enforced(tool_ctx: ToolContext) -> None:
+    tool_ctx.settings.shell_max_processes = 20
+    out = sh(tool_ctx, "for i in $(seq 60); do sleep 2 & done; wait", 5)
+    assert "Resource temporarily unavailable" in out["stderr_tail"] or "fork" in out["stderr_tail"]
+
+
+def test_memory_limit_is_enforced(tool_ctx: ToolContext) -> None:
+    tool_ctx.settings.shell_memory_mb = 256
+    out = sh(tool_ctx, "python -c \"b = bytearray(600 * 1024 * 1024); print('allocated')\"", 10)
+    assert out["exit_code"] != 0 and "allocated" not in out["stdout_tail"]
+    assert "MemoryError" in out["stderr_tail"]
+
+
+def test_100mb_of_output_is_truncated_with_bounded_memory(tool_ctx: ToolContext) -> None:
+    tracemalloc.start()
+    try:
+        out = sh(tool_ctx, "yes | head -c 100000000", 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    cap = tool_ctx.settings.shell_max_output_bytes
+    assert out["exit_code"] == 0 and out["truncated"] is True
+    assert "bytes of output dropped" in out["stdout_tail"]
+    dropped = int(out["stdout_tail"].split("[... ")[1].split(" bytes")[0])
+    assert dropped == 100_000_000 - cap
+    assert len(out["stdout_tail"]) < cap + 200
+    assert peak < 10 * cap + 5_000_000, f"peak traced memory {peak} bytes: output was buffered"
+
+
+def test_both_streams_are_captured(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "echo out; echo err >&2; exit 3")
+    assert (out["exit_code"], out["stdout_tail"], out["stderr_tail"]) == (3, "out\n", "err\n")
+
+
+def test_output_secrets_are_redacted(tool_ctx: ToolContext) -> None:
+    out = sh(tool_ctx, "echo OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxyz123456")
+    assert "sk-abc" not in out["stdout_tail"] and "[REDACTED:" in out["stdout_tail"]
+
+
+def test_timeout_cannot_exceed_the_configured_maximum(tool_ctx: ToolContext) -> None:
+    tool_ctx.settings.shell_timeout_s = 1.0
+    out = sh(tool_ctx, "sleep 5", 600)
+    assert out["timed_out"] is True and out["duration_s"] < 3
+
+
+def test_missing_bwrap_is_a_clear_error(tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tools.sandbox.bwrap_path", lambda: None)
+    with pytest.raises(ToolError, match="bubblewrap"):
+        run_sandboxed("true", tool_ctx.workspace, tool_ctx.settings, FAST)
+
+
+def test_missing_bwrap_with_opt_in_runs_unsandboxed(tool_ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tools.sandbox.bwrap_path", lambda: None)
+    monkeypatch.setenv("ORCH_SECRET_PROBE", "s3cr3t")
+    tool_ctx.settings.allow_unsandboxed_shell = True
+    out = sh(tool_ctx, "pwd; env")
+    assert out["sandboxed"] is False and out["exit_code"] == 0
+    assert out["stdout_tail"].splitlines()[0] == str(tool_ctx.workspace.resolve())
+    assert "s3cr3t" not in out["stdout_tail"]
+
+
+def test_concurrent_calls_do_not_interfere(tool_ctx: ToolContext) -> None:
+    results: dict[int, dict] = {}
+
+    def call(i: int) -> None:
+        results[i] = sh(tool_ctx, f"echo {i} > f{i}.txt; cat f{i}.txt")
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {i: r["stdout_tail"] for i, r in results.items()} == {i: f"{i}\n" for i in range(4)}
