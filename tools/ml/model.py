@@ -91,8 +91,9 @@ class LoadedModel:
             raw = np.asarray(outputs[1], dtype=np.float64)
             return -raw.reshape(-1) if self.info.kind == "anomaly" else raw[:, -1]
         est = self.estimator
-        if self.info.kind == "anomaly" and hasattr(est, "score_samples"):
-            return -np.asarray(est.score_samples(x), dtype=np.float64)
+        if self.info.kind == "anomaly" and hasattr(est, "decision_function"):
+            # decision_function (score - threshold) is what the ONNX export outputs too.
+            return -np.asarray(est.decision_function(x), dtype=np.float64)
         if hasattr(est, "predict_proba"):
             return np.asarray(est.predict_proba(x), dtype=np.float64)[:, -1]
         if hasattr(est, "decision_function"):
