@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     tavily_base_url: str | None = None
     """Override of Tavily's API base URL (tests point it at a local fake server)."""
 
+    price_input_per_mtok: float | None = None
+    """Price of a million input tokens of the configured model, to record each delegation's cost."""
+    price_output_per_mtok: float | None = None
+
     host: str = "127.0.0.1"
     port: int = 8700
     dev_no_auth: bool = False

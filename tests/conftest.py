@@ -1,47 +1,53 @@
-"""Shared fixtures. PROVISIONAL: the core engine replaces the in-memory recorder with the database one."""
+"""Shared fixtures: settings on a temporary home, databases (SQLite and PostgreSQL), tool contexts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrator.config import Settings
+from orchestrator.db import session_scope
+from orchestrator.db.missions import create_mission
+from orchestrator.db.schema import upgrade
+from orchestrator.recorder import DatabaseRecorder
+from tests.support.databases import create_pg_database, drop_pg_database
 from tools.context import ToolContext
 
 
-class _ListRecorder:
-    def __init__(self) -> None:
-        self.artifacts: list[dict[str, Any]] = []
-        self.tasks: list[dict[str, Any]] = []
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped at the end)."""
+    url, name = create_pg_database()
+    upgrade(url)
+    yield url
+    from orchestrator.db.engine import engine_for
 
-    def artifact(self, **row: Any) -> None:
-        self.artifacts.append(row)
+    engine_for(url).dispose()
+    drop_pg_database(name)
 
-    def task_create(self, *, title: str, agent: str, step: str, notes: str = "", links: list[str] | None = None) -> dict[str, Any]:
-        task = {"id": len(self.tasks) + 1, "title": title, "status": "open", "agent": agent, "step": step,
-                "notes": notes, "links": list(links or [])}
-        self.tasks.append(task)
-        return dict(task)
 
-    def task_update(self, *, task_id: int, status: str | None = None, notes: str | None = None, links: list[str] | None = None) -> dict[str, Any]:
-        task = self.tasks[task_id - 1]
-        if status is not None:
-            task["status"] = status
-        if notes is not None:
-            task["notes"] = notes
-        if links:
-            task["links"] += links
-        return dict(task)
-
-    def task_list(self) -> list[dict[str, Any]]:
-        return [dict(t) for t in self.tasks]
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL, schema at head."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    upgrade(url)
+    return url
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", _env_file=None)
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=sqlite_url, _env_file=None)
 
 
 @pytest.fixture
@@ -53,7 +59,11 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tool_ctx(workspace: Path, settings: Settings) -> ToolContext:
-    """A ToolContext on an empty workspace; recorded artifacts: ``recorded_artifacts(ctx)``."""
-    return ToolContext(workspace=workspace, mission_id="m-test", agent="ml-engineer", step="implement",
-                       settings=settings, recorder=_ListRecorder())
-
+    """A ToolContext on an empty workspace of a real mission row; artifacts land in the database."""
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        mission_id = create_mission(session, text="Mission: test", spec={"objective": "test"},
+                                    workspace=str(workspace)).id
+    return ToolContext(workspace=workspace, mission_id=mission_id, agent="ml-engineer", step="implement",
+                       settings=settings, recorder=DatabaseRecorder(url, mission_id, agent="ml-engineer",
+                                                                    step="implement"))

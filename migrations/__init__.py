@@ -1,0 +1,1 @@
+"""Alembic migrations; ``orchestrator db upgrade`` (or ``alembic upgrade head``) builds the schema."""

@@ -1,0 +1,105 @@
+"""The audit trail: append-only, hash-chained events, one chain per mission.
+
+Each event stores the hash of the previous one; the hash covers every field of the event, so editing,
+deleting or reordering any row breaks the chain at that row, and :func:`verify_chain` names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.db.models import Event, Mission, utcnow
+
+__all__ = ["append_event", "verify_chain", "ChainReport", "GENESIS", "event_hash"]
+
+GENESIS = "0" * 64
+
+
+def _iso(ts: datetime) -> str:
+    # SQLite hands back naive datetimes; every timestamp we write is UTC.
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(*, mission_id: str, seq: int, ts: datetime, kind: str, actor: str, step: str | None,
+               delegation_id: int | None, payload: dict[str, Any], prev_hash: str) -> str:
+    """SHA-256 over the canonical JSON of every field of an event and its predecessor's hash."""
+    body = {
+        "mission_id": mission_id, "seq": seq, "ts": _iso(ts), "kind": kind, "actor": actor, "step": step,
+        "delegation_id": delegation_id, "payload": payload, "prev_hash": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append_event(session: Session, *, mission_id: str, kind: str, actor: str, step: str | None = None,
+                 delegation_id: int | None = None, payload: dict[str, Any] | None = None) -> Event:
+    """Append one event to the mission's chain inside the caller's transaction."""
+    # Serialise appends per mission (PostgreSQL row lock; SQLite holds the write lock from BEGIN IMMEDIATE).
+    session.execute(select(Mission.id).where(Mission.id == mission_id).with_for_update())
+    last = session.execute(
+        select(Event.seq, Event.hash).where(Event.mission_id == mission_id).order_by(Event.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    payload = json.loads(json.dumps(payload or {}, default=str))
+    ts = utcnow()
+    row = Event(mission_id=mission_id, seq=seq, ts=ts, kind=kind, actor=actor, step=step,
+                delegation_id=delegation_id, payload=payload, prev_hash=prev)
+    row.hash = event_hash(mission_id=mission_id, seq=seq, ts=ts, kind=kind, actor=actor, step=step,
+                          delegation_id=delegation_id, payload=payload, prev_hash=prev)
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The verdict on one mission's chain."""
+
+    mission_id: str
+    intact: bool
+    events: int
+    first_bad_seq: int | None = None
+    first_bad_id: int | None = None
+    reason: str = ""
+    head: str = GENESIS
+
+    def describe(self) -> str:
+        if self.intact:
+            return f"audit chain of mission {self.mission_id} intact: {self.events} events, head {self.head[:16]}"
+        return (f"audit chain of mission {self.mission_id} BROKEN at event seq {self.first_bad_seq} "
+                f"(row id {self.first_bad_id}): {self.reason}")
+
+
+def verify_chain(session: Session, mission_id: str) -> ChainReport:
+    """Recompute every hash of the mission's chain and report the first entry that does not match."""
+    rows = session.scalars(select(Event).where(Event.mission_id == mission_id).order_by(Event.seq, Event.id)).all()
+    prev = GENESIS
+    for expected_seq, row in enumerate(rows, start=1):
+        bad_reason = ""
+        if row.seq != expected_seq:
+            bad_reason = f"sequence number {row.seq} where {expected_seq} was expected (a row was removed or moved)"
+        elif row.prev_hash != prev:
+            bad_reason = "its prev_hash does not match the previous entry's hash"
+        else:
+            recomputed = event_hash(mission_id=row.mission_id, seq=row.seq, ts=row.ts, kind=row.kind, actor=row.actor,
+                                    step=row.step, delegation_id=row.delegation_id, payload=row.payload,
+                                    prev_hash=row.prev_hash)
+            if recomputed != row.hash:
+                bad_reason = "its content does not match its hash (the row was edited)"
+        if bad_reason:
+            return ChainReport(mission_id, False, len(rows), row.seq, row.id, bad_reason, prev)
+        prev = row.hash
+    return ChainReport(mission_id, True, len(rows), head=prev)
+
+
+def count_events(session: Session, mission_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(Event).where(Event.mission_id == mission_id)) or 0

@@ -1,0 +1,272 @@
+"""The ``orchestrator`` command: run missions, inspect records, decide gates, verify the audit chain."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.errors import InputError, OrchestratorError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-agent orchestration for ML engineering, every delegation on the record.")
+missions_app = typer.Typer(no_args_is_help=True, help="List and inspect missions.")
+audit_app = typer.Typer(invoke_without_command=True, help="Review a mission's delegation tree and audit trail.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(missions_app, name="missions")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (stable fields) on stdout.")]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _runner(settings: Settings | None = None):  # noqa: ANN202
+    from orchestrator.runner import Runner
+
+    return Runner(settings or _settings())
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _view(url: str, mission_id: str) -> dict[str, Any]:
+    from orchestrator.db import session_scope
+    from orchestrator.views import mission_view
+
+    with session_scope(url) as session:
+        return mission_view(session, mission_id)
+
+
+def _run_live(runner, mission_id: str, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:  # noqa: ANN001
+    from orchestrator.progress import EventTail
+
+    out = sys.stderr if as_json else sys.stdout
+    print(f"mission {mission_id} (workspace {_view(runner.url, mission_id)['workspace']})", file=out)
+    with EventTail(runner.url, mission_id, out):
+        status = runner.run(mission_id)
+    _finish(runner.url, mission_id, status, as_json=as_json, extra=extra)
+
+
+def _finish(url: str, mission_id: str, status: str, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    view = _view(url, mission_id)
+    if extra:
+        view.update(extra)
+    if as_json:
+        print(json.dumps(view, indent=2, default=str))
+    else:
+        _print_summary(view)
+    if status in ("failed", "rejected", "cancelled"):
+        raise typer.Exit(1)
+
+
+def _print_summary(view: dict[str, Any]) -> None:
+    print(f"\nmission {view['id']}: {view['status']}" + (f" ({view['error']})" if view.get("error") else ""))
+    for step in view["steps"]:
+        print(f"  {step['name']:<10} {step['status']:<8} rounds={step['rounds']}")
+    print(f"  delegations: {len(view['delegations'])}  approvals: {len(view['approvals'])}  "
+          f"artifacts: {len(view['artifacts'])}")
+    audit = view.get("audit") or {}
+    print(f"  audit chain: {'intact' if audit.get('intact') else 'BROKEN'} ({audit.get('events')} events)")
+    if view["status"] == "waiting_approval":
+        print(f"  waiting for approval: orchestrator approve {view['id']} [--reject]")
+
+
+@app.command()
+def demo(workspace: Annotated[Path | None, typer.Option(help="Where to build the demo workspace.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Build a demo workspace offline and run the example mission on it, gates approved by 'demo'."""
+    from tools.ml.demo import build_demo_workspace
+
+    target = workspace or _free_dir(Path("demo-workspace"))
+    if target.exists() and any(target.iterdir()):
+        raise InputError(f"workspace {str(target)!r} is not empty; pass --workspace with a new directory")
+    target.mkdir(parents=True, exist_ok=True)
+    info = build_demo_workspace(target)
+    text = resources.files("orchestrator.data").joinpath("anomaly-batch-scoring.md").read_text(encoding="utf-8")
+    with _runner() as runner:
+        mission_id = runner.submit(text, workspace=target, owner="demo", auto_approve_by="demo")
+        _run_live(runner, mission_id, as_json=as_json, extra={"injected_shift": list(info.injected_shift)})
+
+
+def _free_dir(base: Path) -> Path:
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+@app.command()
+def run(text: Annotated[str | None, typer.Argument(help="Mission text (or use --mission-file).")] = None,
+        workspace: Annotated[Path, typer.Option(help="The mission's workspace directory.")] = ...,  # type: ignore[assignment]
+        mission_file: Annotated[Path | None, typer.Option(help="Read the mission text from this file.")] = None,
+        approve_all: Annotated[bool, typer.Option(help="Approve every gate, recorded as approved by you.")] = False,
+        as_json: JsonOpt = False) -> None:
+    """Run a mission on a workspace with live progress."""
+    if (text is None) == (mission_file is None):
+        raise InputError("give the mission either as TEXT or with --mission-file, not both or neither")
+    if mission_file is not None:
+        try:
+            text = mission_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read mission file {str(mission_file)!r}: {exc.strerror}") from None
+    with _runner() as runner:
+        mission_id = runner.submit(text or "", workspace=workspace, owner=_actor(),
+                                   auto_approve_by=_actor() if approve_all else None)
+        _run_live(runner, mission_id, as_json=as_json)
+
+
+@missions_app.command("list")
+def missions_list(status: Annotated[str | None, typer.Option(help="Only missions with this status.")] = None,
+                  as_json: JsonOpt = False) -> None:
+    """List missions, newest first."""
+    from sqlalchemy import select
+
+    from orchestrator.db import session_scope
+    from orchestrator.db.models import Mission
+    from orchestrator.db.schema import upgrade
+
+    url = _settings().resolved_database_url
+    upgrade(url)
+    with session_scope(url) as session:
+        stmt = select(Mission).order_by(Mission.created_at.desc())
+        if status:
+            stmt = stmt.where(Mission.status == status)
+        rows = [{"id": m.id, "status": m.status, "current_step": m.current_step, "created_at": str(m.created_at),
+                 "objective": m.spec.get("objective", "")} for m in session.scalars(stmt)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("no missions yet: try `orchestrator demo`")
+    for row in rows:
+        print(f"{row['id']}  {row['status']:<16} {row['current_step'] or '-':<10} {row['objective'][:70]}")
+
+
+@missions_app.command("show")
+def missions_show(mission_id: str, as_json: JsonOpt = False) -> None:
+    """Show a mission: status, steps, delegations with brief and result, approvals, artifacts, tasks."""
+    from orchestrator.db.schema import upgrade
+
+    url = _settings().resolved_database_url
+    upgrade(url)
+    view = _view(url, mission_id)
+    if as_json:
+        print(json.dumps(view, indent=2, default=str))
+        return
+    _print_summary(view)
+    for d in view["delegations"]:
+        print(f"  #{d['id']} [{d['step']}] {d['from_agent']} -> {d['to_agent']} ({d['reason']}, {d['status']}, "
+              f"{d['duration_ms']} ms)\n      brief: {d['brief'].get('task', '')}\n"
+              f"      result: {(d['result'] or {}).get('summary', '')[:300]}")
+    for a in view["approvals"]:
+        print(f"  approval #{a['id']} {a['kind']}: {a['status']} by {a['decided_by'] or '-'}")
+    for t in view["tasks"]:
+        print(f"  task #{t['id']} [{t['status']}] {t['title']}")
+    for art in view["artifacts"]:
+        print(f"  {art['path']}  {art['kind']}  {art['agent']}/{art['step']}  {art['sha256'][:12]}")
+
+
+@audit_app.callback()
+def audit(ctx: typer.Context, mission_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Print the delegation tree and the timeline of MISSION_ID; `audit verify ID` checks the chain."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if mission_id is None:
+        raise InputError("usage: orchestrator audit MISSION_ID | orchestrator audit verify MISSION_ID")
+    from orchestrator.audit_review import print_review
+
+    print_review(_settings().resolved_database_url, mission_id)
+
+
+@audit_app.command("verify")
+def audit_verify(mission_id: str) -> None:
+    """Exit 0 when the mission's audit chain is intact; 1 naming the first bad entry."""
+    from orchestrator.audit import verify_chain
+    from orchestrator.db import session_scope
+    from orchestrator.db.missions import get_mission
+    from orchestrator.db.schema import upgrade
+
+    url = _settings().resolved_database_url
+    upgrade(url)
+    with session_scope(url) as session:
+        get_mission(session, mission_id)
+        report = verify_chain(session, mission_id)
+    print(report.describe())
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+@app.command()
+def approve(mission_id: str,
+            reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+            comment: Annotated[str | None, typer.Option(help="Why.")] = None,
+            as_json: JsonOpt = False) -> None:
+    """Decide the mission's pending gate, then continue the mission."""
+    with _runner() as runner:
+        decision = runner.decide(mission_id, approve=not reject, actor=_actor(), comment=comment)
+        print(f"approval #{decision['id']} {decision['status']} by {decision['decided_by']}",
+              file=sys.stderr if as_json else sys.stdout)
+        _run_live(runner, mission_id, as_json=as_json)
+
+
+@app.command()
+def resume(mission_id: str, as_json: JsonOpt = False) -> None:
+    """Resume a mission from its last checkpoint (after a crash, or a decided gate)."""
+    with _runner() as runner:
+        _run_live(runner, mission_id, as_json=as_json)
+
+
+@app.command()
+def cancel(mission_id: str) -> None:
+    """Cancel a mission; a running one stops after its current graph step."""
+    with _runner() as runner:
+        print(f"mission {mission_id}: {runner.cancel(mission_id, actor=_actor())}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (Alembic) up to head."""
+    from orchestrator.checkpoint import open_checkpointer
+    from orchestrator.db.schema import head_revision, upgrade
+
+    url = _settings().resolved_database_url
+    upgrade(url)
+    with open_checkpointer(url):
+        pass
+    print(f"database at revision {head_revision(url)}")
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and an exit code, never a traceback."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except OrchestratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; resume with `orchestrator resume ID`", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The run-scoped dependencies every node reaches through LangGraph's runtime context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_core.language_models import BaseChatModel
+
+from agents.spec import AgentSpec
+from orchestrator.config import Settings
+from orchestrator.mission import MissionSpec
+
+__all__ = ["RunContext", "ModelFactory"]
+
+ModelFactory = Callable[[AgentSpec, "RunContext"], BaseChatModel]
+"""Builds the chat model that plays an agent in a run (the settings' choice, or a test's scripted model)."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a node needs that is not graph state: settings, definitions, the mission, the model."""
+
+    settings: Settings
+    agents: dict[str, AgentSpec]
+    mission_id: str
+    mission: MissionSpec
+    workspace: Path
+    model_factory: ModelFactory
+    auto_approve_by: str | None = None
+    """When set, every gate is approved on the spot and recorded as decided by this actor."""
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.resolved_database_url

@@ -1,0 +1,281 @@
+"""The procedure graph: the ML engineer's six steps, the sub-agents as handoff targets, failure-mode edges
+and human gates.
+
+    align -> design -> implement -> evaluate -> package -> release -> release_gate -> report
+      each step may hand off to a sub-agent (transfer_to_<agent>) and get its typed result back;
+      evaluate --underperforms--> data-scientist --> evaluate (bounded) --> escalate (human)
+      package  --compliance-->    package again (bounded) --> blocked (mission fails, release never runs)
+      any step --infrastructure--> devops-engineer --> next step
+      any step --access_denied-->  manual_plan --> next step
+
+``build_graph`` returns an uncompiled ``StateGraph``; the caller compiles it with its checkpointer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage, ToolMessage
+from langgraph.config import get_config
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
+from orchestrator.audit import append_event
+from orchestrator.briefs import Brief, HandoffResult
+from orchestrator.context import RunContext
+from orchestrator.db import session_scope
+from orchestrator.db.delegations import close_delegation, count_delegations, find_open_delegation, open_delegation
+from orchestrator.db.missions import STEPS, finish_step, start_step
+from orchestrator.db.models import Event, Step
+from orchestrator.errors import LimitExceeded
+from orchestrator.executor import gate
+from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
+from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
+from orchestrator.state import MissionState, PendingHandoff
+
+__all__ = ["build_graph", "NODES", "DETOUR_STEPS"]
+
+DETOUR_STEPS = ("manual_plan",)
+LEAD_STEPS = (*STEPS, "report", *DETOUR_STEPS)
+NODES = (*LEAD_STEPS, "release_gate", "escalate", *SUB_AGENTS)
+_NEXT = {"align": "design", "design": "implement", "implement": "evaluate", "evaluate": "package",
+         "package": "release", "release": "release_gate", "report": END}
+_BLOCKING = ("high", "critical")
+
+Goto = Literal["align", "design", "implement", "evaluate", "package", "release", "release_gate", "report",
+               "manual_plan", "escalate", "data-scientist", "devops-engineer", "security-expert",
+               "backend-developer", "__end__"]
+
+
+def _signals_of(state: MissionState) -> list[dict[str, Any]]:
+    return list(state.get("signals") or [])
+
+
+def _user_notes(run: RunContext, after_seq: int) -> tuple[list[str], int]:
+    from sqlalchemy import select
+
+    with session_scope(run.database_url) as session:
+        rows = session.execute(select(Event.seq, Event.payload).where(
+            Event.mission_id == run.mission_id, Event.kind == "user.message", Event.seq > after_seq)
+            .order_by(Event.seq)).all()
+    return [str(row.payload.get("text", "")) for row in rows], (rows[-1].seq if rows else after_seq)
+
+
+def _open_step(run: RunContext, step: str) -> int:
+    """Mark the step running unless a replay already did; returns its round."""
+    from sqlalchemy import select
+
+    with session_scope(run.database_url) as session:
+        row = session.scalar(select(Step).where(Step.mission_id == run.mission_id, Step.name == step))
+        if row is None or row.status != "running":
+            row = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+        return row.rounds
+
+
+def _route_after(step: str, signals: list[dict[str, Any]], state: MissionState, run: RunContext,
+                 rounds: int) -> tuple[str, dict[str, Any]]:
+    """Where a finished step goes: the failure-mode edges first, then the procedure's next step."""
+    kinds = {signal["kind"] for signal in signals}
+    detail = "; ".join(signal["detail"] for signal in signals)[:2000]
+    after = state.get("after") or _NEXT.get(step, END)  # type: ignore[call-overload]
+    if step in DETOUR_STEPS:
+        return after, {"after": None}
+    nxt = _NEXT[step]
+    if step == "evaluate" and "underperforms" in kinds:
+        if (state.get("eval_rounds") or 0) + 1 < run.settings.max_eval_rounds:
+            brief = Brief(task="Evaluation is below the agreed acceptance thresholds: diagnose the cause and retrain "
+                               "or adjust features; report the candidate's measured figures.",
+                          context=detail, expected_output="Diagnosis, candidate model path and its metrics.")
+            return _detour("data-scientist", step, "underperforms", brief, return_to="evaluate")
+        return "escalate", {}
+    if step == "package" and "compliance" in kinds:
+        return ("package" if rounds < 2 else "__blocked__"), {"blocked": detail or "security finding"}
+    if step == "package":
+        return nxt, {"blocked": None}
+    if "infrastructure" in kinds:
+        brief = Brief(task="The resource estimate does not fit the mission's constraint: propose the scaling "
+                           "(workers, node size, sharding) that makes it fit, with its cost.",
+                      context=detail, expected_output="A sizing that fits, with margin and cost.")
+        return _detour("devops-engineer", step, "infrastructure", brief, return_to=nxt)
+    if "access_denied" in kinds and "manual_plan" not in (state.get("detours_done") or []):
+        return "manual_plan", {"after": nxt, "detours_done": [*(state.get("detours_done") or []), "manual_plan"]}
+    return nxt, {}
+
+
+def _detour(to: str, step: str, reason: str, brief: Brief, *, return_to: str) -> tuple[str, dict[str, Any]]:
+    pending: PendingHandoff = {"to": to, "from_agent": LEAD_AGENT, "step": step, "reason": reason,
+                               "brief": brief.model_dump(), "tool_call_id": None, "return_to": return_to}
+    return to, {"pending": pending}
+
+
+def _make_step_node(step: str):  # noqa: ANN202
+    position = STEPS.index(step) if step in STEPS else None
+
+    def step_node(state: MissionState, runtime: Runtime[RunContext]) -> Command[Goto]:
+        run = runtime.context
+        lead = run.agents[LEAD_AGENT]
+        starting = not (state.get("step") == step and state.get("step_open"))
+        rounds = _open_step(run, step)
+        new_messages: list[Any] = []
+        update: dict[str, Any] = {"step": step, "step_open": True}
+        signals = [] if starting else _signals_of(state)
+        if starting:
+            notes, seen = _user_notes(run, state.get("notes_seq") or 0)
+            note = "\n".join(f"User message: {text}" for text in notes)
+            if step == "package" and state.get("blocked"):
+                note += (f"\nRelease is blocked by Security: {state['blocked']}. Resolve the findings, then hand "
+                         "off to security-expert again for a re-review.")
+            new_messages.append(step_message(lead, step, position, round_=rounds, note=note.strip()))
+            update["notes_seq"] = seen
+        facts = RunFacts(agent=lead.name, step=step, round=rounds, reason="planned", scope=f"{step}.r{rounds}",
+                         workspace=str(run.workspace))
+        peers = [run.agents[name] for name in HANDOFF_EDGES[lead.name]]
+        from orchestrator.agent_loop import run_agent
+
+        result = run_agent(run=run, agent=lead, system=system_prompt(lead, run.mission, facts, peers=peers),
+                           history=[*state["messages"], *new_messages], step=step, scope=facts.scope, peers=peers)
+        update["messages"] = [*new_messages, *result.messages]
+        signals += [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
+        update["signals"] = signals
+        if result.handoff is not None:
+            target, brief, call_id = result.handoff
+            update["pending"] = {"to": target, "from_agent": lead.name, "step": step, "reason": "planned",
+                                 "brief": brief.model_dump(), "tool_call_id": call_id, "return_to": step}
+            return Command(goto=target, update=update)
+        summary = result.final.content if result.final is not None and isinstance(result.final.content, str) else ""
+        goto, extra = _route_after(step, signals, state, run, rounds)
+        status = "blocked" if goto in ("__blocked__",) or (step == "package" and goto == "package") else "done"
+        if step == "evaluate" and goto in ("data-scientist", "escalate"):
+            status = "failed"
+        with session_scope(run.database_url) as session:
+            finish_step(session, mission_id=run.mission_id, name=step, actor=lead.name, status=status,
+                        summary=summary)
+        update.update(extra, step_open=False)
+        if step == "evaluate":
+            update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1
+        if goto == "__blocked__":
+            update["outcome"] = f"failed: release blocked by security review: {extra.get('blocked')}"
+            return Command(goto=END, update=update)
+        if goto == END:
+            update["outcome"] = "completed"
+        return Command(goto=goto, update=update)
+
+    step_node.__name__ = f"step_{step}"
+    return step_node
+
+
+def _make_subagent_node(name: str):  # noqa: ANN202
+    def subagent_node(state: MissionState, runtime: Runtime[RunContext]) -> Command[Goto]:
+        run = runtime.context
+        pending = state.get("pending")
+        if not pending or pending["to"] != name:
+            raise RuntimeError(f"{name} node entered without a handoff addressed to it")
+        agent, source = run.agents[name], run.agents[pending["from_agent"]]
+        step, reason = pending["step"], pending["reason"]
+        key = pending["tool_call_id"] or f"edge:{step}:{reason}:{len(state['messages'])}"
+        with session_scope(run.database_url) as session:
+            row = find_open_delegation(session, mission_id=run.mission_id, tool_call_id=key)
+            if row is None:
+                _check_guards(session, run, source.name, name, step)
+                row = open_delegation(session, mission_id=run.mission_id, from_agent=source.name, to_agent=name,
+                                      step=step, reason=reason, brief=pending["brief"], tool_call_id=key,
+                                      from_sha256=source.sha256, to_sha256=agent.sha256,
+                                      checkpoint_id=get_config().get("configurable", {}).get("checkpoint_id"))
+            delegation_id = row.id
+            ordinal = count_delegations(session, mission_id=run.mission_id, to_agent=name, step=step)
+        brief = Brief(**pending["brief"])
+        facts = RunFacts(agent=name, step=step, round=ordinal, reason=reason, scope=f"d{delegation_id}",
+                         workspace=str(run.workspace))
+        from orchestrator.agent_loop import run_agent
+
+        result = run_agent(run=run, agent=agent, system=system_prompt(agent, run.mission, facts, peers=[]),
+                           history=[brief_message(brief, from_agent=source, step=step, reason=reason)], step=step,
+                           scope=facts.scope, delegation_id=delegation_id, is_sub=True)
+        typed = result.submitted or HandoffResult(
+            summary=(result.final.content if result.final and isinstance(result.final.content, str) else "")
+            or "(the agent returned no summary)")
+        tokens = (result.input_tokens or None, result.output_tokens or None)
+        with session_scope(run.database_url) as session:
+            close_delegation(session, delegation_id=delegation_id, result=typed.model_dump(), status=typed.status,
+                             input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=_cost(run, *tokens))
+        signals = _signals_of(state) + [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
+        blocking = [f for f in typed.findings if f.severity in _BLOCKING]
+        if blocking and not any(s["kind"] == "compliance" for s in signals):
+            signals.append({"kind": "compliance", "detail": "; ".join(f.title for f in blocking), "data": {}})
+        if pending["tool_call_id"]:
+            reply: Any = ToolMessage(content=typed.model_dump_json(), tool_call_id=pending["tool_call_id"],
+                                     name=HANDOFF_PREFIX + name.replace("-", "_"))
+        else:
+            reply = HumanMessage(content=f"[{agent.title} reports back on '{reason}' in step {step}]\n"
+                                         f"{typed.model_dump_json()}")
+        return Command(goto=pending["return_to"], update={"messages": [reply], "pending": None, "signals": signals})
+
+    subagent_node.__name__ = f"agent_{name.replace('-', '_')}"
+    return subagent_node
+
+
+def _cost(run: RunContext, input_tokens: int | None, output_tokens: int | None) -> float | None:
+    s = run.settings
+    if s.price_input_per_mtok is None or s.price_output_per_mtok is None or input_tokens is None:
+        return None
+    return round(((input_tokens or 0) * s.price_input_per_mtok + (output_tokens or 0) * s.price_output_per_mtok)
+                 / 1_000_000, 6)
+
+
+def _check_guards(session, run: RunContext, source: str, target: str, step: str) -> None:  # noqa: ANN001
+    total = count_delegations(session, mission_id=run.mission_id)
+    if total >= run.settings.max_handoffs:
+        raise LimitExceeded(f"handoff limit reached: {total} handoffs in this mission (ORCH_MAX_HANDOFFS="
+                            f"{run.settings.max_handoffs}); stopping instead of delegating {source} -> {target}")
+    same = count_delegations(session, mission_id=run.mission_id, from_agent=source, to_agent=target, step=step)
+    if same >= run.settings.max_edge_repeats:
+        raise LimitExceeded(f"ping-pong detected: {source} -> {target} in step {step} taken {same} times "
+                            f"(ORCH_MAX_EDGE_REPEATS={run.settings.max_edge_repeats})")
+
+
+def release_gate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["report", "__end__"]]:
+    """Ask a human to approve the release plan before anything is promoted."""
+    run = runtime.context
+    from orchestrator.views import release_payload
+
+    payload = release_payload(run)
+    decision, by, comment = gate(run, key="release", kind="release", step="release", agent=LEAD_AGENT,
+                                 question="Approve the release: shadow -> canary -> promote as planned?",
+                                 payload=payload)
+    if decision == "approved":
+        return Command(goto="report")
+    return Command(goto=END, update={"outcome": f"rejected: release rejected by {by}" + (f": {comment}" if comment else "")})
+
+
+def escalate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["package", "__end__"]]:
+    """Evaluation stayed below thresholds after the bounded rounds: a human decides whether to go on."""
+    run = runtime.context
+    detail = "; ".join(s["detail"] for s in _signals_of(state))[:2000]
+    decision, by, comment = gate(
+        run, key=f"escalation:{state.get('eval_rounds')}", kind="escalation", step="evaluate", agent=LEAD_AGENT,
+        question=f"Evaluation is still below the acceptance thresholds after {state.get('eval_rounds')} rounds. "
+                 "Continue to packaging with the risk recorded?", payload={"signals": _signals_of(state),
+                                                                         "detail": detail})
+    if decision == "approved":
+        with session_scope(run.database_url) as session:
+            append_event(session, mission_id=run.mission_id, kind="risk.accepted", actor=by, step="evaluate",
+                         payload={"detail": detail, "comment": comment})
+        return Command(goto="package", update={"signals": []})
+    return Command(goto=END, update={"outcome": f"failed: evaluation below thresholds; escalation rejected by {by}"})
+
+
+def build_graph(agents: Mapping[str, AgentSpec]) -> StateGraph:
+    """The uncompiled procedure graph for these agent definitions (handoff edges checked here)."""
+    validate_edges(agents)
+    graph = StateGraph(MissionState, context_schema=RunContext)
+    for step in LEAD_STEPS:
+        graph.add_node(step, _make_step_node(step))
+    for name in SUB_AGENTS:
+        graph.add_node(name, _make_subagent_node(name))
+    graph.add_node("release_gate", release_gate)
+    graph.add_node("escalate", escalate)
+    graph.add_edge(START, "align")
+    return graph

@@ -1,0 +1,232 @@
+"""The runner: takes a mission's lease, drives the compiled graph to its next stop, and records the outcome.
+
+A stop is the end of the mission, or a human gate (``waiting_approval``). The graph's checkpoints live in
+the same database, keyed by the mission id, so another process can pick a mission up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from langgraph.errors import GraphRecursionError
+from langgraph.types import Command
+
+from agents.loader import load_agents
+from orchestrator.chat_models import model_name_for, settings_model_factory
+from orchestrator.checkpoint import open_checkpointer
+from orchestrator.config import Settings
+from orchestrator.context import ModelFactory, RunContext
+from orchestrator.db import session_scope
+from orchestrator.db.approvals import decide_approval, pending_approvals
+from orchestrator.db.missions import TERMINAL, claim_mission, create_mission, get_mission, release_lease, renew_lease, set_status
+from orchestrator.db.schema import upgrade
+from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, OrchestratorError
+from orchestrator.graph import build_graph
+from orchestrator.mission import MissionSpec, parse_mission
+
+__all__ = ["Runner", "INITIAL_STATE"]
+
+log = logging.getLogger(__name__)
+
+INITIAL_STATE: dict[str, Any] = {"messages": [], "step": "", "step_open": False, "pending": None, "signals": [],
+                                 "eval_rounds": 0, "blocked": None, "outcome": None, "after": None,
+                                 "detours_done": [], "notes_seq": 0}
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _dead_local_owner(owner: str | None) -> bool:
+    """True when the lease holder was a process on this host that no longer exists (killed, crashed)."""
+    if not owner or owner.count(":") < 2:
+        return False
+    host, pid, _ = owner.split(":", 2)
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Runner:
+    """Owns the compiled graph and its checkpointer for one process; runs missions one call at a time."""
+
+    def __init__(self, settings: Settings, *, model_factory: ModelFactory = settings_model_factory,
+                 worker_id: str | None = None, migrate: bool = True) -> None:
+        self.settings = settings
+        self.url = settings.resolved_database_url
+        if migrate:
+            upgrade(self.url)
+        self.agents = load_agents(settings.agents_dirs)
+        self.model_factory = model_factory
+        self.worker_id = worker_id or _worker_id()
+        self._saver = open_checkpointer(self.url)
+        self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
+
+    def close(self) -> None:
+        self._saver.__exit__(None, None, None)
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submission -------------------------------------------------------------------------------
+    def submit(self, text: str, *, workspace: Path, owner: str = "cli", auto_approve_by: str | None = None,
+               idempotency_key: str | None = None, request_sha256: str | None = None) -> str:
+        """Validate and queue a mission; returns its id. Nothing is written when the input is bad."""
+        spec = parse_mission(text)
+        if spec.agent not in self.agents:
+            raise InputError(f"/agent {spec.agent!r} is not a known agent; known: {', '.join(sorted(self.agents))}")
+        workspace = Path(workspace).expanduser()
+        if not workspace.is_dir():
+            raise InputError(f"workspace {str(workspace)!r} does not exist or is not a directory")
+        lead = self.agents[spec.agent]
+        with session_scope(self.url) as session:
+            mission = create_mission(session, text=text, spec=spec.model_dump(mode="json"),
+                                     workspace=str(workspace.resolve()), owner=owner,
+                                     model=model_name_for(lead, self.settings.model),
+                                     auto_approve_by=auto_approve_by, idempotency_key=idempotency_key,
+                                     request_sha256=request_sha256)
+            return mission.id
+
+    # -- driving ----------------------------------------------------------------------------------
+    def _context(self, mission_id: str) -> RunContext:
+        with session_scope(self.url) as session:
+            mission = get_mission(session, mission_id)
+            spec = MissionSpec.model_validate(mission.spec)
+            return RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id, mission=spec,
+                              workspace=Path(mission.workspace), model_factory=self.model_factory,
+                              auto_approve_by=mission.auto_approve_by)
+
+    def _config(self, mission_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}
+
+    def _claim(self, mission_id: str) -> None:
+        with session_scope(self.url) as session:
+            mission = get_mission(session, mission_id)
+            if mission.status in TERMINAL:
+                raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nothing to run")
+            if mission.status == "waiting_approval":
+                raise InvalidTransition(f"mission {mission_id} is waiting for an approval: "
+                                        f"`orchestrator approve {mission_id}` (or --reject) first")
+            owner = mission.lease_owner
+            claimed = claim_mission(session, mission_id=mission_id, worker=self.worker_id,
+                                    lease_s=self.settings.lease_seconds)
+            if claimed is None and _dead_local_owner(owner):
+                mission.lease_owner = None
+                session.flush()
+                claimed = claim_mission(session, mission_id=mission_id, worker=self.worker_id,
+                                        lease_s=self.settings.lease_seconds)
+            if claimed is None:
+                raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease "
+                                        "expires")
+
+    def run(self, mission_id: str) -> str:
+        """Drive the mission until it ends or waits for a human; returns its status."""
+        self._claim(mission_id)
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
+        heartbeat.start()
+        try:
+            return self._drive(mission_id)
+        finally:
+            stop.set()
+            heartbeat.join(timeout=5)
+            with session_scope(self.url) as session:
+                release_lease(session, mission_id=mission_id, worker=self.worker_id)
+
+    def _heartbeat(self, mission_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.lease_seconds / 3):
+            try:
+                with session_scope(self.url) as session:
+                    renew_lease(session, mission_id=mission_id, worker=self.worker_id,
+                                lease_s=self.settings.lease_seconds)
+            except Exception:  # a missed heartbeat only shortens the lease
+                log.warning("lease heartbeat for mission %s failed", mission_id, exc_info=True)
+
+    def _set(self, mission_id: str, status: str, *, error: str | None = None) -> str:
+        with session_scope(self.url) as session:
+            return set_status(session, mission_id=mission_id, status=status, actor="orchestrator",  # type: ignore[arg-type]
+                              error=error).status
+
+    def _graph_input(self, mission_id: str) -> Any:
+        """What to feed the graph: the initial state, a resume decision, ``None`` to continue, or False when done."""
+        snapshot = self.graph.get_state(self._config(mission_id))
+        if not snapshot.values and not snapshot.next:
+            return dict(INITIAL_STATE)
+        if snapshot.interrupts:
+            with session_scope(self.url) as session:
+                if pending_approvals(session, mission_id=mission_id):
+                    return "waiting"
+            return Command(resume={"decided": True})
+        if snapshot.next:
+            return None
+        return False
+
+    def _drive(self, mission_id: str) -> str:
+        context = self._context(mission_id)
+        graph_input = self._graph_input(mission_id)
+        if graph_input == "waiting":
+            return self._set(mission_id, "waiting_approval")
+        if graph_input is not False:
+            self._set(mission_id, "running")
+            try:
+                for _ in self.graph.stream(graph_input, self._config(mission_id), context=context,
+                                           stream_mode="updates"):
+                    if self._cancelled(mission_id):
+                        return "cancelled"
+            except (LimitExceeded, GraphRecursionError) as exc:
+                reason = str(exc) if isinstance(exc, LimitExceeded) else (
+                    f"recursion limit of {self.settings.recursion_limit} graph steps reached (ORCH_RECURSION_LIMIT)")
+                return self._set(mission_id, "failed", error=f"stopped by a guard: {reason}")
+            except OrchestratorError as exc:
+                return self._set(mission_id, "failed", error=str(exc))
+            except Exception as exc:
+                log.exception("mission %s failed", mission_id)
+                return self._set(mission_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        snapshot = self.graph.get_state(self._config(mission_id))
+        if snapshot.interrupts:
+            return self._set(mission_id, "waiting_approval")
+        outcome = str(snapshot.values.get("outcome") or "completed")
+        if outcome == "completed":
+            return self._set(mission_id, "completed")
+        status, _, reason = outcome.partition(": ")
+        return self._set(mission_id, "rejected" if status == "rejected" else "failed", error=reason or outcome)
+
+    def _cancelled(self, mission_id: str) -> bool:
+        with session_scope(self.url) as session:
+            return get_mission(session, mission_id).status == "cancelled"
+
+    # -- human actions ----------------------------------------------------------------------------
+    def decide(self, mission_id: str, *, approve: bool, actor: str, comment: str | None = None,
+               approval_id: int | None = None, quoted_sha256: str | None = None) -> dict[str, Any]:
+        """Record a decision on the mission's pending gate and queue the mission to go on."""
+        from orchestrator.views import approval_view
+
+        with session_scope(self.url) as session:
+            row = decide_approval(session, mission_id=mission_id, decision="approved" if approve else "rejected",
+                                  actor=actor, comment=comment, approval_id=approval_id, quoted_sha256=quoted_sha256)
+            mission = get_mission(session, mission_id, lock=True)
+            if mission.status == "waiting_approval" and not pending_approvals(session, mission_id=mission_id):
+                set_status(session, mission_id=mission_id, status="queued", actor=actor)
+            return approval_view(row)
+
+    def cancel(self, mission_id: str, *, actor: str) -> str:
+        with session_scope(self.url) as session:
+            mission = get_mission(session, mission_id)
+            if mission.status in TERMINAL:
+                raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nothing to cancel")
+            return set_status(session, mission_id=mission_id, status="cancelled", actor=actor).status

@@ -1,0 +1,50 @@
+"""The graph's state: the lead agent's conversation plus the few facts the edges route on."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.graph import MessagesState
+
+__all__ = ["MissionState", "PendingHandoff"]
+
+
+class PendingHandoff(TypedDict):
+    """A brief on its way to a sub-agent, and where the result must go back to."""
+
+    to: str
+    from_agent: str
+    step: str
+    """Procedure step the handoff belongs to."""
+    reason: str
+    """``planned`` (the lead chose it) or a failure mode (``underperforms``, ``infrastructure``, ``compliance``)."""
+    brief: dict[str, Any]
+    tool_call_id: str | None
+    """The ``transfer_to_<agent>`` call it answers; None for a failure-mode edge taken by the graph itself."""
+    return_to: str
+    """Node that receives the result."""
+
+
+class MissionState(MessagesState):
+    """State of one mission's graph (``thread_id`` = mission id). ``messages`` is the lead agent's conversation."""
+
+    step: str
+    """Current procedure step; written by step nodes."""
+    step_open: bool
+    """True while the current step is in progress (False once its node finished it); written by step nodes."""
+    pending: PendingHandoff | None
+    """Set by a step node (or a failure edge) when it hands off; cleared by the sub-agent node."""
+    signals: list[dict[str, Any]]
+    """Failure modes raised in the step that just finished; written by step nodes, read by their routing."""
+    eval_rounds: int
+    """Evaluation rounds done; written by the evaluate node."""
+    blocked: str | None
+    """Why release is blocked (a compliance finding), or None; written by package and by the security result."""
+    after: str | None
+    """Where to continue once a detour (``manual_plan``) is done; written by the step that took the detour."""
+    detours_done: list[str]
+    """Detours already taken in this mission (each is taken once); written by step nodes."""
+    notes_seq: int
+    """Sequence number of the last user message shown to the lead; written by step nodes."""
+    outcome: str | None
+    """Terminal outcome decided inside the graph (``completed``, ``rejected``, ``failed: ...``); set by end nodes."""

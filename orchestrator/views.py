@@ -1,0 +1,93 @@
+"""Read models: the mission as the CLI's ``--json``, the API and the web page show it, from the records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.audit import verify_chain
+from orchestrator.context import RunContext
+from orchestrator.db import session_scope
+from orchestrator.db.artifacts import list_tasks, task_dict
+from orchestrator.db.missions import get_mission
+from orchestrator.db.models import Approval, Artifact, Delegation, Step
+
+__all__ = ["mission_view", "step_view", "delegation_view", "approval_view", "artifact_view", "release_payload",
+           "iso"]
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def step_view(row: Step) -> dict[str, Any]:
+    duration = None
+    if row.started_at and row.finished_at:
+        duration = round((row.finished_at - row.started_at).total_seconds(), 3)
+    return {"name": row.name, "status": row.status, "rounds": row.rounds, "summary": row.summary,
+            "started_at": iso(row.started_at), "finished_at": iso(row.finished_at), "duration_s": duration}
+
+
+def delegation_view(row: Delegation) -> dict[str, Any]:
+    return {"id": row.id, "from_agent": row.from_agent, "to_agent": row.to_agent, "step": row.step,
+            "reason": row.reason, "status": row.status, "brief": row.brief, "result": row.result,
+            "started_at": iso(row.started_at), "finished_at": iso(row.finished_at), "duration_ms": row.duration_ms,
+            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "cost_usd": row.cost_usd,
+            "from_sha256": row.from_sha256, "to_sha256": row.to_sha256, "checkpoint_id": row.checkpoint_id}
+
+
+def approval_view(row: Approval) -> dict[str, Any]:
+    return {"id": row.id, "mission_id": row.mission_id, "kind": row.kind, "step": row.step, "agent": row.agent,
+            "question": row.question, "payload": row.payload, "payload_sha256": row.payload_sha256,
+            "status": row.status, "decided_by": row.decided_by, "decided_at": iso(row.decided_at),
+            "comment": row.comment, "created_at": iso(row.created_at)}
+
+
+def artifact_view(row: Artifact) -> dict[str, Any]:
+    return {"path": row.path, "sha256": row.sha256, "size": row.size, "kind": row.kind, "agent": row.agent,
+            "step": row.step, "created_at": iso(row.created_at)}
+
+
+def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) -> dict[str, Any]:
+    """The stable JSON of a mission: ``id, status, steps, delegations, approvals, artifacts`` and more."""
+    mission = get_mission(session, mission_id)
+    steps = session.scalars(select(Step).where(Step.mission_id == mission_id).order_by(Step.position)).all()
+    delegations = session.scalars(select(Delegation).where(Delegation.mission_id == mission_id)
+                                  .order_by(Delegation.id)).all()
+    approvals = session.scalars(select(Approval).where(Approval.mission_id == mission_id).order_by(Approval.id)).all()
+    artifacts = session.scalars(select(Artifact).where(Artifact.mission_id == mission_id)
+                                .order_by(Artifact.path)).all()
+    view: dict[str, Any] = {
+        "id": mission.id, "status": mission.status, "current_step": mission.current_step, "error": mission.error,
+        "text": mission.text, "spec": mission.spec, "workspace": mission.workspace, "owner": mission.owner,
+        "model": mission.model, "created_at": iso(mission.created_at), "updated_at": iso(mission.updated_at),
+        "steps": [step_view(s) for s in steps],
+        "delegations": [delegation_view(d) for d in delegations],
+        "approvals": [approval_view(a) for a in approvals],
+        "artifacts": [artifact_view(a) for a in artifacts],
+        "tasks": [task_dict(t) for t in list_tasks(session, mission_id=mission_id)],
+    }
+    if with_audit:
+        report = verify_chain(session, mission_id)
+        view["audit"] = {"intact": report.intact, "events": report.events, "head": report.head,
+                         "first_bad_seq": report.first_bad_seq, "reason": report.reason}
+    return view
+
+
+def release_payload(run: RunContext) -> dict[str, Any]:
+    """What a person approves at the release gate: the release step's summary and the files it rests on."""
+    with session_scope(run.database_url) as session:
+        release = session.scalar(select(Step).where(Step.mission_id == run.mission_id, Step.name == "release"))
+        artifacts = session.scalars(select(Artifact).where(Artifact.mission_id == run.mission_id)
+                                    .order_by(Artifact.path)).all()
+        shipped = [{"path": a.path, "sha256": a.sha256, "kind": a.kind} for a in artifacts
+                   if a.kind in ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")]
+        return {"mission": run.mission.objective, "plan": release.summary if release else "",
+                "artifacts": shipped}
