@@ -253,6 +253,18 @@ def db_upgrade() -> None:
     print(f"database at revision {head_revision(url)}")
 
 
+def _register_service_commands() -> None:
+    """`serve`, `worker` and `keys` live with the API they start."""
+    try:
+        from orchestrator.api.commands import register
+    except ImportError:  # the API package is optional at import time only while it is being built
+        return
+    register(app)
+
+
+_register_service_commands()
+
+
 def main() -> None:
     """Entry point: domain errors become one clear line and an exit code, never a traceback."""
     import logging
