@@ -280,6 +280,15 @@ def _limits_preexec(settings: Settings, timeout: float, cgroup_procs: str | None
     return preexec
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -314,7 +323,7 @@ def run_sandboxed(
 
     cgroup = _PidsCgroup.create(settings.shell_max_processes) if os.geteuid() == 0 else None
     if os.geteuid() == 0 and cgroup is None:
-        logger.warning("running as root without a writable pids cgroup: the process limit is not enforced")
+        _warn_once("running as root without a writable pids cgroup: the shell process limit is not enforced")
     out, err = _Output(settings.shell_max_output_bytes), _Output(settings.shell_max_output_bytes)
     started = time.monotonic()
     deadline = started + limit
@@ -338,7 +347,8 @@ def run_sandboxed(
                     cgroup.kill_all()
                 proc.wait()
         finally:
-            _kill_group(proc)  # stragglers of an unsandboxed run; a no-op once the sandbox is gone
+            if not sandboxed:  # a sandbox's stragglers die with its PID namespace; unsandboxed ones do not
+                _kill_group(proc)
             for stream in (proc.stdout, proc.stderr):
                 stream.close()
     finally:
