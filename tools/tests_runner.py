@@ -6,7 +6,6 @@ import json
 import shlex
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.tools import InjectedToolArg, tool
