@@ -1,0 +1,126 @@
+"""Release: rollout plan with gates, rollback steps, monitoring setup and sizing, as
+``docs/deployment-notes.md``, every figure read from the files the earlier steps wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from langchain_core.tools import tool
+
+from tools.ml.alignment import ALIGNMENT_PATH
+from tools.ml.capacity import COST_PATH
+from tools.ml.data import load_config
+from tools.ml.evaluation import EVALUATION_PATH
+from tools.ml.injected import Ctx
+from tools.ml.model_registry import MANIFEST_PATH
+from tools.ml.monitoring import ALERTS_PATH
+from tools.ml.packaging import PARITY_PATH
+from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
+
+__all__ = ["deployment_notes", "write_deployment_notes", "NOTES_PATH"]
+
+NOTES_PATH = "docs/deployment-notes.md"
+
+
+def _json(workspace: Path, rel: str) -> dict[str, Any]:
+    path = workspace / rel
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
+
+
+def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[str]]:
+    """The notes' markdown and the list of inputs that were missing (said in the notes, not invented)."""
+    config = load_config(workspace, config_path)
+    cost, evaluation = _json(workspace, COST_PATH), _json(workspace, EVALUATION_PATH)
+    alignment, parity = _json(workspace, ALIGNMENT_PATH), _json(workspace, PARITY_PATH)
+    index = _json(workspace, "registry/index.json")
+    rules_file = workspace / ALERTS_PATH
+    rules = (yaml.safe_load(rules_file.read_text()) or {}).get("rules", []) if rules_file.is_file() else []
+    missing = [rel for rel, doc in ((COST_PATH, cost), (EVALUATION_PATH, evaluation), (ALIGNMENT_PATH, alignment),
+                                    (PARITY_PATH, parity)) if not doc]
+    name = str(config.get("name") or "batch-scoring")
+    model = (evaluation.get("model") or alignment.get("model") or {})
+    versions = sorted((index.get("models") or {}).get(model.get("name", ""), {}))
+    current_version = versions[-1] if versions else model.get("version", "?")
+    precision = ((alignment.get("thresholds") or {}).get("metrics") or {}).get("precision") or {}
+    schedule = config.get("schedule") or {}
+    lines = [f"# Deployment notes: {name}", "",
+             f"Model `{model.get('name', '?')}` version {current_version} (sha256 `{str(model.get('sha256', ''))[:12]}`), "
+             f"scored nightly by `python -m pipelines.batch_scoring` ({config_path}).", ""]
+    if missing:
+        lines += ["> Inputs not available when these notes were written: " + ", ".join(f"`{m}`" for m in missing), ""]
+    lines += ["## Validation status", ""]
+    if evaluation:
+        fired = [a["name"] for a in evaluation.get("alerts", []) if a.get("fired")]
+        lines.append(f"- Evaluation status **{evaluation.get('status')}**; alerts fired: {', '.join(fired) or 'none'}; "
+                     f"drifted features: {', '.join(evaluation.get('drift', {}).get('drifted', [])) or 'none'}.")
+        if evaluation.get("candidate"):
+            cand = evaluation["candidate"]
+            lines.append(f"- Retrained candidate `{cand.get('path')}` {'passes' if cand.get('passes') else 'fails'} "
+                         f"the thresholds (precision {_fmt((cand.get('performance') or {}).get('precision'))}).")
+    if parity:
+        lines.append(f"- ONNX parity {parity.get('status')}: max |score diff| {parity.get('max_abs_score_diff')}, "
+                     f"labels identical: {parity.get('labels_identical')}.")
+    lines += ["", "## Rollout: shadow → canary → promote", "",
+              "| Stage | What runs | Gate to pass before the next stage |", "|---|---|---|",
+              f"| Shadow (≥ 3 nights) | New image scores the same input beside production; outputs to a shadow path, "
+              f"nothing consumed | dry run and tests green in CI; no new `feature_drift` alert; alert rate within "
+              f"{_fmt((alignment.get('thresholds') or {}).get('alert_rate', {}).get('ceiling'))} |",
+              f"| Canary (≥ 2 nights) | New image serves 10% of partitions; production model the rest | precision ≥ "
+              f"{_fmt(precision.get('floor'))} on a labelled window of ≥ {_fmt(precision.get('min_labelled_rows'))} rows; "
+              f"run finishes inside the {schedule.get('window_hours', '?')} h window |",
+              "| Promote | New image for all partitions; registry stage set to `production` | canary gates held; "
+              "on-call sign-off recorded |", ""]
+    lines += ["## Rollback (a few minutes)", "",
+              f"1. Pause the schedule: `kubectl patch cronjob {name} -p '{{\"spec\":{{\"suspend\":true}}}}'`.",
+              f"2. Point it at the previous image: `kubectl set image cronjob/{name} scorer={name}:<previous tag>` "
+              "(the previous version is in `registry/index.json`).",
+              "3. In `registry/index.json`, set the failed version's stage to `rolled_back` and the previous one to `production`.",
+              f"4. Resume: `kubectl patch cronjob {name} -p '{{\"spec\":{{\"suspend\":false}}}}'`; re-run tonight's batch "
+              f"by hand if needed: `kubectl create job --from=cronjob/{name} {name}-rerun`.",
+              "5. Check `outputs/metrics.json` / the `batch_scoring_*` gauges: rows scored equals the input, no alert fired.", ""]
+    lines += ["## Monitoring and alert thresholds", "",
+              f"Rules in `{ALERTS_PATH}`, checked by the pipeline's hooks on every batch (logged as WARNING, written to "
+              "`outputs/alerts.json`, and exported as `batch_scoring_alert_fired` gauges in `outputs/metrics.prom`).", "",
+              "| Alert | Threshold | Fires when |", "|---|---|---|"]
+    lines += [f"| {r['name']} | {_fmt(r.get('threshold'))} | {r.get('fires_when', '')} |" for r in rules]
+    lines += ["", "## Resources and cost", ""]
+    if cost:
+        measured = cost.get("measured") or {}
+        lines += [f"- Measured throughput: {measured.get('rows_per_second')} rows/s over {measured.get('rows')} rows "
+                  f"({measured.get('method')}).",
+                  f"- {cost.get('verdict')}.",
+                  f"- Memory: peak {measured.get('peak_rss_mb')} MiB measured; request {cost.get('memory_request_mb')} MiB "
+                  "(flat in input size: chunked scoring).",
+                  f"- Cost: {cost['cost']['per_run_usd']} USD per run, {cost['cost']['per_month_usd']} USD per month "
+                  f"at {cost['cost']['vcpu_hour_usd']} USD per vCPU-hour ({cost['cost']['assumption']})."]
+    else:
+        lines.append("- No measured estimate yet: run `estimate_capacity`.")
+    lines += ["", "## Artefacts", "",
+              f"- Schedule: `{SCHEDULE_PATH}` (cron `{schedule.get('cron', '?')}` {schedule.get('timezone', 'UTC')}).",
+              f"- CI: `{CI_PATH}`.", "- Image: `Dockerfile` (non-root, pinned `requirements.txt`).",
+              f"- Registry: `registry/index.json`; reproducibility: `{MANIFEST_PATH}`.",
+              f"- Evaluation: `{EVALUATION_PATH}`, `reports/evaluation.html`.", ""]
+    return "\n".join(lines), missing
+
+
+@tool(parse_docstring=True)
+def write_deployment_notes(config_path: str = "pipelines/batch-scoring.yaml", *, ctx: Ctx) -> str:
+    """Write docs/deployment-notes.md: validation status, rollout plan (shadow -> canary -> promote with
+    gates from the agreed thresholds), rollback steps, monitoring setup and alert thresholds, and the
+    measured resource/cost estimate. Figures are read from the reports written earlier.
+
+    Args:
+        config_path: Workspace-relative pipeline YAML.
+    """
+    text, missing = deployment_notes(ctx.workspace, config_path=config_path)
+    ctx.write_text(NOTES_PATH, text, kind="doc")
+    return json.dumps({"status": "ok" if not missing else "partial", "path": NOTES_PATH, "missing_inputs": missing,
+                       "sections": ["Validation status", "Rollout", "Rollback", "Monitoring and alert thresholds",
+                                    "Resources and cost", "Artefacts"]})
