@@ -19,10 +19,11 @@ from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, file_sha256, load_model
 
 __all__ = ["export_onnx_model", "onnx_export", "build_container", "write_container", "hadolint_binary",
-           "runtime_requirements", "PARITY_TOLERANCE", "PARITY_PATH"]
+           "runtime_requirements", "PARITY_TOLERANCE", "PARITY_PATH", "HADOLINT_PATH"]
 
 PARITY_TOLERANCE = 1e-5
 PARITY_PATH = "reports/onnx-parity.json"
+HADOLINT_PATH = "reports/hadolint.json"
 RUNTIME_PACKAGES = ("numpy", "pandas", "scikit-learn", "joblib", "pyyaml", "pydantic", "onnxruntime")
 _PARITY_ROWS = 5_000
 
@@ -145,6 +146,8 @@ def write_container(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         issues = [{"level": "error", "message": proc.stdout or proc.stderr}]
     blocking = [i for i in issues if i.get("level") in ("error", "warning")]
+    ctx.write_text(HADOLINT_PATH, json.dumps({"exit_code": proc.returncode, "threshold": "warning",
+                                              "issues": issues}, indent=2), kind="report")
     return {"status": "ok" if proc.returncode == 0 and not blocking else "failed", "files": files,
             "requirements": pins, "user": "10001 (non-root)",
             "hadolint": {"available": True, "threshold": "warning", "exit_code": proc.returncode,
