@@ -1,0 +1,239 @@
+// The page: sign-in with an API key, the missions sidebar, routing between "new mission" and a mission.
+// Routes: #/new, #/missions/<id>, #/missions/<id>/audit, #/missions/<id>/files.
+
+import { api, getKey, setKey } from "./api.js";
+import { loadWorkspaces, setupComposer } from "./composer.js";
+import { h } from "./dom.js";
+import { FINISHED, missionTitle, time } from "./format.js";
+import { MissionView } from "./mission.js";
+
+const $ = (id) => document.getElementById(id);
+let current = null; // the open MissionView
+let me = null;
+let cursor = null;
+let listTimer = null;
+
+function show(view) {
+  for (const id of ["login-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
+}
+
+/** One place for failures that need the user: a bad key sends them to sign in, a dead server shows a banner. */
+function handleError(err, context, { quiet = false } = {}) {
+  if (err.kind === "auth" && err.status === 401) {
+    signOut(`${err.title}. ${err.detail}`);
+    return;
+  }
+  if (err.kind === "unreachable") {
+    banner(`${err.title}. ${err.detail}`);
+    return;
+  }
+  if (!quiet) banner(`${context ? `${context}: ` : ""}${err.message}`, { retry: false });
+}
+
+function banner(text, { retry = true } = {}) {
+  $("banner-text").textContent = text;
+  $("banner-retry").hidden = !retry;
+  $("banner").hidden = !text;
+}
+
+function signOut(message = "") {
+  setKey("");
+  me = null;
+  current?.close();
+  current = null;
+  clearInterval(listTimer);
+  $("whoami").textContent = "";
+  $("signout").hidden = true;
+  $("sidebar").hidden = true;
+  $("login-error").textContent = message;
+  show("login-view");
+  $("login-key").focus();
+}
+
+async function signIn() {
+  try {
+    me = await api.me();
+  } catch (err) {
+    if (err.kind === "auth") {
+      signOut(err.status === 401
+        ? "API key rejected: the server does not know this key. Check it, or create one with `orchestrator keys create`."
+        : `${err.title}: ${err.detail}`);
+    } else if (err.kind === "unreachable") {
+      show("login-view");
+      $("login-error").textContent = `${err.title}. ${err.detail}`;
+      banner(`${err.title}. ${err.detail}`);
+    } else {
+      show("login-view");
+      $("login-error").textContent = err.message;
+    }
+    return false;
+  }
+  banner("");
+  $("whoami").textContent = `${me.name} (${me.role})`;
+  $("signout").hidden = false;
+  $("sidebar").hidden = false;
+  refreshList();
+  clearInterval(listTimer);
+  listTimer = setInterval(refreshList, 10000);
+  return true;
+}
+
+async function refreshList({ more = false } = {}) {
+  if (!me) return;
+  let page;
+  try {
+    page = await api.missions({ status: $("status-filter").value, cursor: more ? cursor : "" });
+  } catch (err) {
+    handleError(err, "Could not list missions", { quiet: true });
+    return;
+  }
+  if ($("banner-retry").hidden === false) banner(""); // the server is back
+  const list = $("mission-list");
+  const rows = (page.items || []).map((m) => {
+    const href = `#/missions/${m.id}`;
+    return h("li", { dataset: { id: m.id, status: m.status } },
+      h("a", { href, "aria-current": current?.id === m.id ? "page" : null },
+        h("span.m-title", missionTitle(m)),
+        h("span.m-meta", h("span", { class: `pill small ${m.status}` }, m.status.replace(/_/g, " ")),
+          h("span.hint", ` ${time(m.created_at)}`))));
+  });
+  if (more) list.append(...rows);
+  else list.replaceChildren(...rows);
+  cursor = page.next_cursor;
+  $("mission-list-more").hidden = !cursor;
+  $("mission-list-empty").hidden = list.children.length > 0;
+}
+
+async function route() {
+  closeMenu();
+  if (!getKey()) {
+    signOut();
+    return;
+  }
+  if (!me && !(await signIn())) return;
+  const match = location.hash.match(/^#\/missions\/([^/]+)(?:\/(audit|files|chat))?$/);
+  if (match) {
+    const [, id, tab = "chat"] = match;
+    if (current && current.id === id) {
+      if (current.tab !== tab) current.selectTab(tab, false);
+      return;
+    }
+    current?.close();
+    show("mission-view");
+    current = new MissionView(id, {
+      tab,
+      onStatus: () => refreshList(),
+      onError: handleError,
+    });
+    markCurrent(id);
+    await current.open();
+    $("main").focus({ preventScroll: true });
+    return;
+  }
+  current?.close();
+  current = null;
+  markCurrent(null);
+  show("new-view");
+  try {
+    await loadWorkspaces();
+  } catch (err) {
+    handleError(err, "Could not list workspaces");
+  }
+}
+
+function markCurrent(id) {
+  for (const a of $("mission-list").querySelectorAll("a")) {
+    if (a.closest("li").dataset.id === id) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+function closeMenu() {
+  document.body.classList.remove("menu-open");
+  $("menu-toggle").setAttribute("aria-expanded", "false");
+}
+
+function wire() {
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = $("login-key").value.trim();
+    if (!key) return;
+    setKey(key);
+    $("login-error").textContent = "";
+    if (await signIn()) {
+      $("login-key").value = "";
+      route();
+    }
+  });
+  $("signout").addEventListener("click", () => signOut());
+  $("banner-retry").addEventListener("click", async () => {
+    banner("");
+    if (!me) await route();
+    else {
+      refreshList();
+      current?.refresh();
+    }
+  });
+  $("status-filter").addEventListener("change", () => refreshList());
+  $("mission-list-more").addEventListener("click", () => refreshList({ more: true }));
+  $("menu-toggle").addEventListener("click", () => {
+    const open = document.body.classList.toggle("menu-open");
+    $("menu-toggle").setAttribute("aria-expanded", String(open));
+  });
+
+  for (const tab of ["chat", "files", "audit"]) {
+    $(`tab-${tab}`).addEventListener("click", () => {
+      if (current) location.hash = `#/missions/${current.id}${tab === "chat" ? "" : `/${tab}`}`;
+    });
+  }
+  // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+  document.querySelector(".tabs").addEventListener("keydown", (event) => {
+    const tabs = ["chat", "files", "audit"];
+    const i = tabs.indexOf(current?.tab);
+    if (i < 0 || !["ArrowLeft", "ArrowRight"].includes(event.key)) return;
+    const next = tabs[(i + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    location.hash = `#/missions/${current.id}${next === "chat" ? "" : `/${next}`}`;
+    $(`tab-${next}`).focus();
+  });
+
+  $("reply-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("reply-text").value.trim();
+    if (!text || !current) return;
+    $("reply-error").textContent = "";
+    $("reply-send").disabled = true;
+    try {
+      await current.say(text);
+      $("reply-text").value = "";
+    } catch (err) {
+      $("reply-error").textContent = err.message;
+      if (err.kind !== "http") handleError(err);
+    } finally {
+      $("reply-send").disabled = current ? FINISHED.has(current.mission?.status) : false;
+    }
+  });
+  $("reply-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("reply-form").requestSubmit();
+  });
+  $("m-cancel").addEventListener("click", async () => {
+    if (!current || !confirm("Cancel this mission? The agents stop at the next safe point.")) return;
+    try {
+      await current.cancel();
+    } catch (err) {
+      handleError(err, "Could not cancel");
+    }
+  });
+  $("pending-go").addEventListener("click", () => current?.scrollToPending());
+
+  setupComposer({
+    onCreated: (mission) => {
+      refreshList();
+      location.hash = `#/missions/${mission.id}`;
+    },
+    onError: handleError,
+  });
+  window.addEventListener("hashchange", route);
+}
+
+wire();
+route();

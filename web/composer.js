@@ -1,0 +1,111 @@
+// The new-mission form: mission text (with a template), a workspace to pick, create or upload, send.
+
+import { api, items } from "./api.js";
+import { h } from "./dom.js";
+
+const $ = (id) => document.getElementById(id);
+
+// The seed's example mission (orchestrator/data/anomaly-batch-scoring.md).
+export const TEMPLATE = `/agent ml-engineer
+Mission: Productionize the anomaly detection model with batch scoring and drift monitoring.
+Inputs: models/anomaly-detector/, pipelines/batch-scoring.yaml.
+Constraints: Run nightly within 2-hour window; alert on precision drop >5%.
+Expected Deliverables: Updated pipelines, monitoring hooks, deployment notes.
+Validation: python -m pipelines.batch_scoring --dry-run, integration tests, CI pipeline run.
+`;
+
+/** Wire the form once; `onCreated(mission)` is called with the 201 answer. */
+export function setupComposer({ onCreated, onError }) {
+  const form = $("mission-form");
+  const modes = form.querySelectorAll("input[name=ws-mode]");
+  const showMode = () => {
+    const mode = form.querySelector("input[name=ws-mode]:checked").value;
+    for (const panel of form.querySelectorAll(".ws-panel")) panel.hidden = panel.dataset.ws !== mode;
+  };
+  for (const m of modes) m.addEventListener("change", showMode);
+
+  $("template-btn").addEventListener("click", () => {
+    const text = $("mission-text");
+    if (text.value.trim() && !confirm("Replace the mission text with the template?")) return;
+    text.value = TEMPLATE;
+    text.focus();
+  });
+
+  $("ws-create").addEventListener("click", async () => {
+    const name = $("ws-name").value.trim().toLowerCase();
+    const status = $("ws-status");
+    if (!/^[a-z0-9_-]+$/.test(name)) {
+      status.textContent = "A workspace name uses lowercase letters, digits, '-' and '_'.";
+      status.className = "hint error-text";
+      return;
+    }
+    $("ws-create").disabled = true;
+    status.className = "hint";
+    status.textContent = `Creating workspace “${name}”…`;
+    try {
+      const ws = await api.createWorkspace(name, $("ws-template").value);
+      await loadWorkspaces(ws.name || name);
+      form.querySelector("input[name=ws-mode][value=existing]").checked = true;
+      showMode();
+      status.textContent = `Workspace “${ws.name || name}” created${ws.path ? ` at ${ws.path}` : ""}.`;
+    } catch (err) {
+      status.className = "hint error-text";
+      status.textContent = `Could not create the workspace: ${err.detail || err.message}`;
+      onError(err, null, { quiet: err.kind === "http" });
+    } finally {
+      $("ws-create").disabled = false;
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("mission-error");
+    error.textContent = "";
+    const text = $("mission-text").value;
+    if (!text.trim()) {
+      error.textContent = "Write the mission first (or start from the template).";
+      return;
+    }
+    const mode = form.querySelector("input[name=ws-mode]:checked").value;
+    const send = $("mission-send");
+    send.disabled = true;
+    try {
+      let mission;
+      if (mode === "upload") {
+        const file = $("ws-file").files[0];
+        if (!file) throw new Error("Choose an archive to upload, or pick an existing workspace.");
+        mission = await api.uploadMission(text, file);
+      } else {
+        const workspace = $("ws-select").value;
+        if (!workspace) throw new Error("Pick a workspace, or create one (the demo template works offline).");
+        mission = await api.createMission(text, workspace);
+      }
+      $("mission-text").value = "";
+      onCreated(mission);
+    } catch (err) {
+      error.textContent = err.detail ? `${err.title}: ${err.detail}` : err.message;
+      if (err.kind === "auth" || err.kind === "unreachable") onError(err);
+    } finally {
+      send.disabled = false;
+    }
+  });
+}
+
+/** Fill the workspace picker; select `choose` when given. */
+export async function loadWorkspaces(choose) {
+  const select = $("ws-select");
+  const list = items(await api.workspaces());
+  const previous = choose || select.value;
+  // POST /missions takes a directory under a workspace root; the path is unambiguous across roots.
+  select.replaceChildren(...list.map((w) => h("option", { value: w.path || w.name, title: w.path || "" },
+    w.path && w.path !== w.name ? `${w.name} (${w.path})` : w.name)));
+  const match = list.find((w) => w.name === previous || w.path === previous);
+  if (match) select.value = match.path || match.name;
+  $("ws-empty").hidden = list.length > 0;
+  if (!list.length) {
+    // Nothing to pick: open the "create" panel with the demo template preselected.
+    document.querySelector("input[name=ws-mode][value=create]").checked = true;
+    document.querySelector("input[name=ws-mode][value=create]").dispatchEvent(new Event("change"));
+  }
+  return list;
+}

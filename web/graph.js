@@ -1,0 +1,138 @@
+// The delegation graph as inline SVG: the lead in the centre, the sub-agents around it,
+// one arrow per (from, to) pair labelled with its handoff count and coloured by status.
+
+import { s } from "./dom.js";
+import { agentName, agentSlot } from "./format.js";
+
+const W = 640;
+const H = 400;
+const NODE_W = 150;
+const NODE_H = 44;
+
+/**
+ * Draw `data` ({nodes, edges}) into `container`; `onSelect(pair)` gets {from, to, edges} when an edge is
+ * clicked or activated with Enter/Space.
+ */
+export function drawGraph(container, data, onSelect) {
+  const edges = data.edges || [];
+  const pairs = groupEdges(edges);
+  const nodes = layout(nodeList(data, edges), edges);
+
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "graph", role: "group",
+    "aria-label": `Delegation graph: ${nodes.length} agents, ${edges.length} handoffs` },
+  s("defs", {}, ["ok", "bad", "run"].map((tone) => s("marker", { id: `arrow-${tone}`, viewBox: "0 0 10 10", refX: 9,
+    refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+  s("path", { d: "M0,0 L10,5 L0,10 z", class: `arrowhead ${tone}` })))));
+
+  const where = new Map(nodes.map((n) => [n.id, n]));
+  const edgeLayer = s("g", { class: "edges" });
+  const nodeLayer = s("g", { class: "nodes" });
+  for (const pair of pairs.values()) {
+    const a = where.get(pair.from);
+    const b = where.get(pair.to);
+    if (!a || !b) continue;
+    edgeLayer.append(edgeShape(pair, a, b, pairs.has(`${pair.to}\u0000${pair.from}`), onSelect));
+  }
+  for (const n of nodes) {
+    nodeLayer.append(s("g", { class: `node a${agentSlot(n.id)}${n.lead ? " lead" : ""}`, "data-agent": n.id,
+      transform: `translate(${n.x - NODE_W / 2},${n.y - NODE_H / 2})` },
+    s("rect", { width: NODE_W, height: NODE_H, rx: 10 }),
+    s("text", { x: NODE_W / 2, y: NODE_H / 2 + 5, "text-anchor": "middle" }, n.label)));
+  }
+  svg.append(edgeLayer, nodeLayer);
+  container.replaceChildren(svg);
+  return svg;
+}
+
+function nodeList(data, edges) {
+  const nodes = (data.nodes || []).map((n) => ({ id: n.id, label: n.label || agentName(n.id), kind: n.kind }));
+  const known = new Set(nodes.map((n) => n.id));
+  for (const e of edges) {
+    for (const id of [e.from, e.to]) {
+      if (id && !known.has(id)) {
+        known.add(id);
+        nodes.push({ id, label: agentName(id) });
+      }
+    }
+  }
+  return nodes;
+}
+
+/** The lead (kind "lead", else the agent that hands off most) in the centre; the others on an ellipse. */
+function layout(nodes, edges) {
+  if (!nodes.length) return [];
+  const out = new Map();
+  for (const e of edges) out.set(e.from, (out.get(e.from) || 0) + 1);
+  let lead = nodes.find((n) => n.kind === "lead") || nodes.find((n) => n.id === "ml-engineer");
+  if (!lead) lead = [...nodes].sort((x, y) => (out.get(y.id) || 0) - (out.get(x.id) || 0))[0];
+  const others = nodes.filter((n) => n !== lead);
+  lead.lead = true;
+  lead.x = W / 2;
+  lead.y = H / 2;
+  const rx = W / 2 - NODE_W / 2 - 8;
+  const ry = H / 2 - NODE_H / 2 - 8;
+  others.forEach((n, i) => {
+    // Start top-left so four agents sit in the four corners, clear of the centre's labels.
+    const angle = -Math.PI * 3 / 4 + (2 * Math.PI * i) / others.length;
+    n.x = W / 2 + rx * Math.cos(angle);
+    n.y = H / 2 + ry * Math.sin(angle);
+  });
+  return nodes;
+}
+
+function groupEdges(edges) {
+  const pairs = new Map();
+  for (const e of edges) {
+    const key = `${e.from}\u0000${e.to}`;
+    if (!pairs.has(key)) pairs.set(key, { from: e.from, to: e.to, edges: [] });
+    pairs.get(key).edges.push(e);
+  }
+  return pairs;
+}
+
+export function pairTone(pair) {
+  const statuses = pair.edges.map((e) => e.status);
+  if (statuses.some((st) => st === "failed" || st === "error" || st === "blocked")) return "bad";
+  if (statuses.some((st) => st === "running" || st === "pending")) return "run";
+  return "ok";
+}
+
+function edgeShape(pair, a, b, twoWay, onSelect) {
+  // Stop the arrow at the node's border, and bend two-way pairs apart so both arrows stay visible.
+  const dx = b.x - a.x;
+  const dy = b.y - a.y;
+  const len = Math.hypot(dx, dy) || 1;
+  const ux = dx / len;
+  const uy = dy / len;
+  const cut = (n) => Math.min(Math.abs(NODE_W / 2 / (ux || 1e-9)), Math.abs(NODE_H / 2 / (uy || 1e-9))) + 4;
+  const x1 = a.x + ux * cut(a);
+  const y1 = a.y + uy * cut(a);
+  const x2 = b.x - ux * cut(b);
+  const y2 = b.y - uy * cut(b);
+  const bend = twoWay ? 26 : 0;
+  const cx = (x1 + x2) / 2 - uy * bend;
+  const cy = (y1 + y2) / 2 + ux * bend;
+  const d = `M${x1},${y1} Q${cx},${cy} ${x2},${y2}`;
+  const tone = pairTone(pair);
+  const count = pair.edges.length;
+  const statuses = [...new Set(pair.edges.map((e) => e.status))].join(", ");
+  const label = `${agentName(pair.from)} → ${agentName(pair.to)}: ${count} handoff${count === 1 ? "" : "s"}, ${statuses}`;
+  const mx = (x1 + 2 * cx + x2) / 4;
+  const my = (y1 + 2 * cy + y2) / 4;
+  const activate = () => onSelect(pair);
+  return s("g", { class: `edge ${tone}`, tabindex: 0, role: "button", "aria-label": label, "data-from": pair.from,
+    "data-to": pair.to, "data-count": count,
+    onclick: activate,
+    onkeydown: (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        activate();
+      }
+    } },
+  s("title", {}, label),
+  s("path", { d, class: "hit" }),
+  s("path", { d, class: "line", "marker-end": `url(#arrow-${tone})` }),
+  s("g", { class: "count", transform: `translate(${mx},${my})` },
+    s("circle", { r: 13 }),
+    s("text", { y: 4, "text-anchor": "middle" }, `×${count}`)));
+}

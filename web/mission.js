@@ -1,0 +1,175 @@
+// One mission on screen: header, stepper, live conversation, artifacts and audit tabs.
+
+import { api, artifactPath, fetchBlob, streamEvents } from "./api.js";
+import { renderAudit } from "./audit.js";
+import { Conversation } from "./chat.js";
+import { h } from "./dom.js";
+import { FINISHED, missionTitle } from "./format.js";
+import { renderArtifacts, renderSteps } from "./progress.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_KINDS = new Set(["mission.status", "step.started", "step.finished", "approval.requested",
+  "approval.decided", "artifact.written", "handoff.finished", "task.created", "task.updated"]);
+
+/** The open mission; `close()` stops its stream. */
+export class MissionView {
+  constructor(missionId, { onStatus, onError, tab = "chat" }) {
+    this.id = missionId;
+    this.onStatus = onStatus;
+    this.onError = onError;
+    this.mission = null;
+    this.tab = tab;
+    this.timer = null;
+    this.ticker = null;
+    this.chat = new Conversation($("m-stream"), {
+      missionId,
+      openArtifact: (path) => this.openArtifact(path),
+      onDecided: () => this.refreshSoon(0),
+    });
+  }
+
+  async open() {
+    $("m-stream").replaceChildren(h("p.hint.loading", "Loading the conversation…"));
+    $("m-title").textContent = "Loading mission…";
+    $("m-status").textContent = "";
+    $("m-error").hidden = true;
+    $("panel-files").replaceChildren();
+    $("panel-audit").replaceChildren();
+    this.selectTab(this.tab, false);
+    await this.refresh();
+    $("m-stream").replaceChildren();
+    this.stop = streamEvents(this.id, {
+      onEvent: (event) => {
+        this.chat.add(event);
+        if (REFRESH_KINDS.has(event.kind)) this.refreshSoon();
+      },
+      onState: (state) => this.connection(state),
+      isFinished: () => this.mission && FINISHED.has(this.mission.status),
+    });
+    // Running steps show a live duration.
+    this.ticker = setInterval(() => {
+      if (this.mission && !FINISHED.has(this.mission.status)) renderSteps($("m-steps"), this.mission);
+    }, 1000);
+  }
+
+  close() {
+    this.stop?.();
+    clearTimeout(this.timer);
+    clearInterval(this.ticker);
+  }
+
+  refreshSoon(delay = 250) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), delay);
+  }
+
+  async refresh() {
+    let mission;
+    try {
+      mission = await api.mission(this.id);
+    } catch (err) {
+      if (!this.mission) {
+        $("m-title").textContent = err.status === 404 ? "Mission not found" : "Could not load the mission";
+        $("m-stream").replaceChildren(h("p.error-text", err.message));
+      }
+      this.onError(err);
+      return;
+    }
+    const before = this.mission?.status;
+    this.mission = mission;
+    this.render();
+    if (before !== mission.status) this.onStatus(mission);
+  }
+
+  render() {
+    const m = this.mission;
+    $("m-title").textContent = missionTitle(m);
+    const status = $("m-status");
+    status.textContent = m.status.replace(/_/g, " ");
+    status.className = `pill ${m.status}`;
+    status.setAttribute("aria-label", `Mission status: ${m.status}`);
+    $("m-meta").textContent = `#${m.id} · workspace ${m.workspace} · by ${m.owner}` +
+      (m.current_step && !FINISHED.has(m.status) ? ` · now: ${m.current_step}` : "");
+    const error = $("m-error");
+    if (m.error || m.status === "failed") {
+      error.hidden = false;
+      error.replaceChildren(h("strong", `Mission ${m.status}: `), m.error || "no error message was recorded");
+    } else if (m.status === "rejected" || m.status === "cancelled") {
+      error.hidden = false;
+      error.replaceChildren(h("strong", `Mission ${m.status}.`));
+    } else {
+      error.hidden = true;
+    }
+    $("m-cancel").hidden = FINISHED.has(m.status);
+    renderSteps($("m-steps"), m);
+    this.chat.syncApprovals(m.approvals);
+    const pending = m.pending_approvals || (m.approvals || []).filter((a) => a.status === "pending");
+    $("pending-bar").hidden = !pending.length;
+    $("pending-text").textContent = pending.length
+      ? `${pending.length === 1 ? "An approval is" : `${pending.length} approvals are`} waiting for you: ${pending.map((a) => a.kind).join(", ")}`
+      : "";
+    const finished = FINISHED.has(m.status);
+    $("reply-text").disabled = finished;
+    $("reply-send").disabled = finished;
+    $("reply-text").placeholder = finished
+      ? `The mission is ${m.status}; the conversation is closed.`
+      : "Answer or add an instruction for the agents…";
+    if (this.tab === "files") renderArtifacts($("panel-files"), m, (p) => this.openArtifact(p));
+  }
+
+  connection(state) {
+    const el = $("m-conn");
+    if (state === "live") el.textContent = "● live";
+    else if (state === "ended") el.textContent = "";
+    else if (state === "reconnecting") el.textContent = "reconnecting…";
+    else if (state && state.message) {
+      el.textContent = "";
+      this.onError(state);
+    }
+    el.className = `conn ${typeof state === "string" ? state : "error"}`;
+  }
+
+  selectTab(name, focus = true) {
+    this.tab = name;
+    for (const t of ["chat", "files", "audit"]) {
+      const tab = $(`tab-${t}`);
+      tab.setAttribute("aria-selected", String(t === name));
+      tab.tabIndex = t === name ? 0 : -1;
+      $(`panel-${t}`).hidden = t !== name;
+    }
+    if (focus) $(`tab-${name}`).focus();
+    if (name === "files" && this.mission) renderArtifacts($("panel-files"), this.mission, (p) => this.openArtifact(p));
+    if (name === "audit") renderAudit($("panel-audit"), this.id).catch((err) => this.onError(err));
+  }
+
+  async say(text) {
+    await api.say(this.id, text);
+    this.refreshSoon();
+  }
+
+  async cancel() {
+    await api.cancel(this.id);
+    this.refreshSoon(0);
+  }
+
+  scrollToPending() {
+    const card = this.chat.pendingCards()[0];
+    if (!card) return;
+    card.scrollIntoView({ block: "center" });
+    card.querySelector("button.approve")?.focus();
+  }
+
+  /** Artifacts need the key: fetch, then show through a Blob URL (HTML reports render in the new tab). */
+  async openArtifact(path) {
+    const win = window.open("", "_blank");
+    try {
+      const blob = await fetchBlob(artifactPath(this.id, path));
+      const url = URL.createObjectURL(blob);
+      if (win) win.location.href = url;
+      else location.href = url;
+    } catch (err) {
+      win?.close();
+      this.onError(err, `Could not open ${path}`);
+    }
+  }
+}
