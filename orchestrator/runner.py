@@ -134,9 +134,14 @@ class Runner:
                 raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease "
                                         "expires")
 
-    def run(self, mission_id: str) -> str:
-        """Drive the mission until it ends or waits for a human; returns its status."""
-        self._claim(mission_id)
+    def run(self, mission_id: str, *, claimed: bool = False) -> str:
+        """Drive the mission until it ends or waits for a human; returns its status.
+
+        ``claimed=True`` when this runner's ``worker_id`` already holds the lease (a worker that took it
+        with ``claim_next``), so the mission is not claimed a second time.
+        """
+        if not claimed:
+            self._claim(mission_id)
         stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
         heartbeat.start()
