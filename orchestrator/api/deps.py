@@ -1,0 +1,117 @@
+"""Request dependencies: the service, a database session, and the authenticated caller with its grants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from orchestrator.api.keys import Caller, authenticate
+from orchestrator.config import Settings
+from orchestrator.db import session_scope
+from orchestrator.db.missions import get_mission
+from orchestrator.db.models import Mission
+from orchestrator.errors import MissionNotFound
+
+if TYPE_CHECKING:
+    from orchestrator.api.workers import WorkerPool
+    from orchestrator.runner import Runner
+
+__all__ = ["Service", "Permission", "GRANTS", "allow", "visible_mission", "ServiceDep", "SessionDep", "CallerDep",
+           "Reader", "Actor", "Creator", "Auditor", "ApprovalReader", "Decider", "WorkspaceCreator"]
+
+Permission = Literal["mission.create", "mission.read", "mission.act", "approval.read", "approval.decide",
+                     "audit.read", "workspace.read", "workspace.create", "service.read"]
+_ALL: frozenset[str] = frozenset(Permission.__args__)  # type: ignore[attr-defined]
+GRANTS: dict[str, frozenset[str]] = {
+    "submitter": frozenset({"mission.create", "mission.read", "mission.act", "workspace.read", "workspace.create"}),
+    "approver": frozenset({"mission.read", "approval.read", "approval.decide", "workspace.read"}),
+    "auditor": frozenset({"mission.read", "approval.read", "audit.read", "workspace.read", "service.read"}),
+    "admin": _ALL,
+}
+"""What each role may do; submitters only ever see and act on their own missions."""
+OWN_MISSIONS_ONLY = frozenset({"submitter"})
+
+
+@dataclass
+class Service:
+    """What the app shares between requests: settings, a runner for submissions and decisions, the workers."""
+
+    settings: Settings
+    runner: Runner
+    pool: WorkerPool | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.resolved_database_url
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_session(service: ServiceDep) -> Iterator[Session]:
+    with session_scope(service.url) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `orchestrator keys create --role ROLE`.")
+_UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+
+
+def get_caller(service: ServiceDep,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+    if service.settings.dev_no_auth:
+        return Caller(name="dev", role="admin")
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(401, "an API key is required: send 'Authorization: Bearer KEY'", _UNAUTHENTICATED)
+    with session_scope(service.url) as session:
+        caller = authenticate(session, key=credentials.credentials)
+    if caller is None:
+        raise HTTPException(401, "the API key is unknown or revoked", _UNAUTHENTICATED)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def allow(permission: Permission) -> Callable[[Caller], Caller]:
+    """A dependency that lets the caller through only when its role grants ``permission``."""
+
+    def check(caller: CallerDep) -> Caller:
+        if permission not in GRANTS.get(caller.role, frozenset()):
+            raise HTTPException(403, f"role {caller.role!r} may not {permission.replace('.', ' ')}s "
+                                     f"(key {caller.name!r})")
+        return caller
+
+    check.__name__ = f"allow_{permission.replace('.', '_')}"
+    return check
+
+
+def visible_mission(session: Session, caller: Caller, mission_id: str) -> Mission:
+    """The mission, if the caller may see it (a submitter sees only its own; others get 404, not 403)."""
+    mission = get_mission(session, mission_id)
+    if caller.role in OWN_MISSIONS_ONLY and mission.owner != caller.name:
+        raise MissionNotFound(f"no mission with id {mission_id!r}")
+    return mission
+
+
+Reader = Annotated[Caller, Depends(allow("mission.read"))]
+Actor = Annotated[Caller, Depends(allow("mission.act"))]
+Creator = Annotated[Caller, Depends(allow("mission.create"))]
+Auditor = Annotated[Caller, Depends(allow("audit.read"))]
+ApprovalReader = Annotated[Caller, Depends(allow("approval.read"))]
+Decider = Annotated[Caller, Depends(allow("approval.decide"))]
+WorkspaceReader = Annotated[Caller, Depends(allow("workspace.read"))]
+WorkspaceCreator = Annotated[Caller, Depends(allow("workspace.create"))]
+ServiceReader = Annotated[Caller, Depends(allow("service.read"))]

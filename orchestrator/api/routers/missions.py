@@ -1,0 +1,148 @@
+"""Missions: submit (JSON or an uploaded workspace archive), list with filters and cursors, read one."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.api.archive import ArchiveLimits, read_capped, unpack_archive
+from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, SessionDep, visible_mission
+from orchestrator.api.problems import PROBLEM_RESPONSES
+from orchestrator.api.routers.workspaces import resolve_workspace
+from orchestrator.api.schemas import MissionCreate, MissionPage, MissionPublic, MissionSummary
+from orchestrator.db import session_scope
+from orchestrator.db.approvals import pending_approvals
+from orchestrator.db.models import Delegation, Mission
+from orchestrator.errors import InputError, InvalidTransition
+from orchestrator.views import approval_view, iso, mission_view
+
+__all__ = ["router", "mission_summary"]
+
+router = APIRouter(prefix="/missions", tags=["missions"], responses=PROBLEM_RESPONSES)
+LIMITS = ArchiveLimits()
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Same key and body: the same mission, not a new one.")]
+
+
+def mission_summary(mission: Mission) -> MissionSummary:
+    return MissionSummary(id=mission.id, status=mission.status, current_step=mission.current_step,
+                          owner=mission.owner, workspace=mission.workspace,
+                          objective=str((mission.spec or {}).get("objective", "")),
+                          created_at=iso(mission.created_at), error=mission.error)
+
+
+def _replayed(session: Session, key: str, request_sha256: str) -> Mission | None:
+    existing = session.scalar(select(Mission).where(Mission.idempotency_key == key))
+    if existing is not None and existing.request_sha256 != request_sha256:
+        raise InvalidTransition(f"Idempotency-Key {key!r} was already used with a different request")
+    return existing
+
+
+@router.post("", response_model=MissionSummary, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": MissionSummary, "description": "Replayed: the mission this key created."}})
+def create_mission(body: MissionCreate, response: Response, service: ServiceDep, caller: Creator,
+                   idempotency_key: IdempotencyKey = None) -> MissionSummary:
+    """Queue a mission on a workspace under the configured roots; workers pick it up."""
+    workspace = resolve_workspace(service.settings, body.workspace)
+    digest = hashlib.sha256(json.dumps({"text": body.text, "workspace": str(workspace), "owner": caller.name},
+                                       sort_keys=True).encode()).hexdigest()
+    if idempotency_key:
+        with session_scope(service.url) as session:
+            if (existing := _replayed(session, idempotency_key, digest)) is not None:
+                response.status_code = status.HTTP_200_OK
+                return mission_summary(existing)
+    try:
+        mission_id = service.runner.submit(body.text, workspace=workspace, owner=caller.name,
+                                           idempotency_key=idempotency_key, request_sha256=digest)
+    except IntegrityError:  # a concurrent request with the same key won the race
+        with session_scope(service.url) as session:
+            existing = _replayed(session, idempotency_key or "", digest)
+            if existing is None:
+                raise
+            response.status_code = status.HTTP_200_OK
+            return mission_summary(existing)
+    if service.pool is not None:
+        service.pool.wake()
+    response.headers["Location"] = f"/api/v1/missions/{mission_id}"
+    with session_scope(service.url) as session:
+        return mission_summary(session.get(Mission, mission_id))  # type: ignore[arg-type]
+
+
+@router.post("/upload", response_model=MissionSummary, status_code=status.HTTP_201_CREATED)
+def create_mission_from_archive(text: Annotated[str, Form(min_length=1, max_length=20_000)],
+                                archive: Annotated[UploadFile, File(description=".zip or .tar.gz workspace")],
+                                response: Response, service: ServiceDep, caller: Creator) -> MissionSummary:
+    """Queue a mission on a workspace unpacked from an uploaded archive (size- and count-capped)."""
+    data = read_capped(archive.file, LIMITS.max_upload_bytes)
+    root = service.settings.resolved_workspace_roots[0]
+    target = root / f"upload-{uuid.uuid4().hex[:12]}"
+    unpack_archive(data, archive.filename or "", target, LIMITS)
+    mission_id = service.runner.submit(text, workspace=target, owner=caller.name)
+    if service.pool is not None:
+        service.pool.wake()
+    response.headers["Location"] = f"/api/v1/missions/{mission_id}"
+    with session_scope(service.url) as session:
+        return mission_summary(session.get(Mission, mission_id))  # type: ignore[arg-type]
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, mission_id = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
+        return datetime.fromisoformat(created), str(mission_id)
+    except (ValueError, TypeError):
+        raise InputError(f"cursor {cursor!r} is not one this API returned") from None
+
+
+def _encode_cursor(mission: Mission) -> str:
+    raw = json.dumps([iso(mission.created_at), mission.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@router.get("", response_model=MissionPage)
+def list_missions(session: SessionDep, caller: Reader,
+                  status_: Annotated[str | None, Query(alias="status", max_length=24)] = None,
+                  agent: Annotated[str | None, Query(max_length=64, description="Lead or delegated agent.")] = None,
+                  created_after: datetime | None = None, created_before: datetime | None = None,
+                  cursor: Annotated[str | None, Query(max_length=400)] = None,
+                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> MissionPage:
+    """List missions, newest first, filtered by status, agent and creation time; cursor-paginated."""
+    stmt = select(Mission).order_by(Mission.created_at.desc(), Mission.id.desc()).limit(limit + 1)
+    if caller.role in OWN_MISSIONS_ONLY:
+        stmt = stmt.where(Mission.owner == caller.name)
+    if status_:
+        stmt = stmt.where(Mission.status == status_)
+    if agent:
+        involved = select(Delegation.mission_id).where(or_(Delegation.to_agent == agent,
+                                                           Delegation.from_agent == agent))
+        stmt = stmt.where(or_(Mission.spec["agent"].as_string() == agent, Mission.id.in_(involved)))
+    if created_after:
+        stmt = stmt.where(Mission.created_at > created_after)
+    if created_before:
+        stmt = stmt.where(Mission.created_at < created_before)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        stmt = stmt.where(or_(Mission.created_at < created, and_(Mission.created_at == created,
+                                                                 Mission.id < last_id)))
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MissionPage(items=[mission_summary(m) for m in rows],
+                       next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+@router.get("/{mission_id}", response_model=MissionPublic)
+def read_mission(mission_id: str, session: SessionDep, caller: Reader) -> dict:
+    """Read a mission: status, steps, delegations, approvals (pending ones too), artifacts, tasks, audit."""
+    visible_mission(session, caller, mission_id)
+    view = mission_view(session, mission_id)
+    view["pending_approvals"] = [approval_view(a) for a in pending_approvals(session, mission_id=mission_id)]
+    return view
