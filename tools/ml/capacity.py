@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -17,6 +15,7 @@ from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import DataError, load_config, read_table
 from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
+from tools.sandbox import run_sandboxed
 
 __all__ = ["estimate", "estimate_capacity", "COST_PATH"]
 
@@ -28,12 +27,15 @@ _HEADROOM = 0.5
 def _measure_pipeline(ctx: ToolContext, config_path: str, rows: int) -> dict[str, Any] | None:
     if not (ctx.workspace / "pipelines/batch_scoring/__main__.py").is_file():
         return None
-    proc = subprocess.run([sys.executable, "-m", "pipelines.batch_scoring", "--config", config_path,
-                           "--benchmark-rows", str(rows), "--log-level", "WARNING"],
-                          cwd=ctx.workspace, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        return {"error": f"pipeline benchmark exited {proc.returncode}: {proc.stderr[-500:]}"}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Workspace code runs in the shell sandbox, like any agent-run command.
+    proc = run_sandboxed(["python", "-m", "pipelines.batch_scoring", "--config", config_path,
+                          "--benchmark-rows", str(rows), "--log-level", "WARNING"], ctx.workspace, ctx.settings)
+    if proc.exit_code != 0 or not proc.stdout.strip():
+        return {"error": f"pipeline benchmark exited {proc.exit_code}: {proc.stderr[-500:]}"}
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except json.JSONDecodeError:
+        return {"error": f"pipeline benchmark printed no JSON: {proc.stdout[-300:]}"}
     return {**result, "method": "python -m pipelines.batch_scoring --benchmark-rows (end to end: read, score, "
                                 "monitor, write)"}
 
@@ -81,7 +83,7 @@ def estimate(ctx: ToolContext, *, config_path: str, benchmark_rows: int = 200_00
         "measured": measured, "expected_rows": volume, "window_hours": window, "vcpus": vcpus,
         "projected_hours": round(hours, 4), "projected_minutes": round(hours * 60, 2), "fits": fits,
         "margin_pct": round((1 - hours / window) * 100, 1),
-        "recommended_workers": workers,
+        "recommended_workers": workers * vcpus if not fits else vcpus,
         "memory_request_mb": math.ceil(peak * 1.5) if peak else None,
         "memory_note": "chunked scoring keeps memory flat in the input size; request 1.5x the measured peak",
         "cost": {"vcpu_hour_usd": vcpu_hour_usd, "assumption": "on-demand vCPU price; override vcpu_hour_usd",
@@ -89,16 +91,16 @@ def estimate(ctx: ToolContext, *, config_path: str, benchmark_rows: int = 200_00
                  "per_month_usd": round(hours * vcpus * vcpu_hour_usd * 30, 2)},
         "findings": findings,
     }
-    out["verdict"] = (f"{volume:,} rows at {rps:,.0f} rows/s take {hours * 60:.1f} min on {vcpus} vCPU: "
+    out["verdict"] = (f"{volume:,} rows at {rps:,.0f} rows/s take {hours * 60:.1f} min on {vcpus} worker(s): "
                       + (f"fits the {window:g} h window with {out['margin_pct']}% margin" if fits else
-                         f"does NOT fit the {window:g} h window; needs {workers} parallel workers"))
+                         f"does NOT fit the {window:g} h window; needs {workers * vcpus} parallel workers"))
     return out
 
 
 @tool(parse_docstring=True)
 def estimate_capacity(config_path: str = "pipelines/batch-scoring.yaml", benchmark_rows: int = 200_000,
-                      expected_rows: int = 0, window_hours: float = 0.0, vcpu_hour_usd: float = 0.048, *,
-                      ctx: Ctx) -> str:
+                      expected_rows: int = 0, window_hours: float = 0.0, vcpu_hour_usd: float = 0.048,
+                      workers: int = 1, *, ctx: Ctx) -> str:
     """Measure the batch pipeline's scoring throughput on the workspace data (input tiled to benchmark_rows),
     extrapolate to the stated nightly volume and window, and estimate resources and cost. Writes
     reports/cost-estimate.json. Raises the "infrastructure" failure mode when the run does not fit.
@@ -109,10 +111,11 @@ def estimate_capacity(config_path: str = "pipelines/batch-scoring.yaml", benchma
         expected_rows: Nightly volume; 0 to read expected_rows_per_night from the config.
         window_hours: Run window; 0 to read it from the config or the mission's constraints.
         vcpu_hour_usd: Price of one vCPU-hour used for the cost figure.
+        workers: Parallel single-vCPU workers sharing the volume (partitioned input).
     """
     try:
         out = estimate(ctx, config_path=config_path, benchmark_rows=benchmark_rows, expected_rows=expected_rows,
-                       window_hours=window_hours, vcpu_hour_usd=vcpu_hour_usd)
+                       window_hours=window_hours, vcpu_hour_usd=vcpu_hour_usd, vcpus=max(1, workers))
     except (ModelError, DataError, KeyError) as exc:
         return json.dumps({"status": "failed", "error": f"cannot measure throughput: {exc}"})
     ctx.write_text(COST_PATH, json.dumps(out, indent=2), kind="report")

@@ -120,8 +120,19 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
             break
     label = label or next((c for c in header if c.lower() in _LABEL_NAMES), None)
     segment = segment or next((c for c in header if c.lower() in _SEGMENT_NAMES), None)
+    candidates = sorted(p for p in (workspace / "models").glob("*-candidate") if (p / "model.yaml").is_file()) \
+        if (workspace / "models").is_dir() else []
+    evaluation = workspace / "reports/evaluation.json"
+    selected = None
+    if evaluation.is_file():
+        try:
+            selected = json.loads(evaluation.read_text()).get("selected_model")
+        except json.JSONDecodeError:
+            selected = None
     return {
         "config_path": config_path if (workspace / config_path).is_file() else None,
+        "candidate_path": candidates[0].relative_to(workspace).as_posix() if candidates else None,
+        "selected_model": selected,
         "model_path": model_path or None,
         "reference_path": reference or None,
         "current_path": current or None,
@@ -135,7 +146,8 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
 
 @tool(parse_docstring=True)
 def locate_inputs(inputs: list[str], *, ctx: Ctx) -> str:
-    """Find the mission's pipeline config, model folder, reference and current data, label and segment columns.
+    """Find the mission's pipeline config, model folder, reference and current data, label and segment
+    columns, a retrained candidate model (models/*-candidate) and the model the last evaluation selected.
 
     Args:
         inputs: The mission's Inputs entries (e.g. ["models/anomaly-detector/", "pipelines/batch-scoring.yaml"]).

@@ -121,11 +121,12 @@ def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_p
             out["datasets"][role] = fingerprint(workspace, path)
         except DataError as exc:
             findings.append({"severity": "high", "title": f"{role} data unusable", "detail": str(exc)})
+    paths = {"reference": reference_path, "current": current_path}
     for role, frame in frames.items():
         missing = [f for f in model.info.features if f not in frame.columns]
         if missing:
             findings.append({"severity": "high", "title": f"{role} data has wrong columns",
-                             "detail": f"missing model features {missing[:10]} ({len(missing)} missing)"})
+                             "detail": f"{paths[role]!r} lacks model features {missing[:10]} ({len(missing)} missing)"})
     if any(f["severity"] == "high" for f in findings):
         out["status"] = "blocked"
         return out, frames.get("reference"), frames.get("current")

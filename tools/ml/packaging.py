@@ -125,7 +125,8 @@ CMD ["--config", "{config}"]
 def write_container(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     """Write Dockerfile, requirements.txt and .dockerignore, then lint the Dockerfile with hadolint."""
     config = load_config(ctx.workspace, config_path)
-    model_dir = str(Path((config.get("model") or {}).get("path") or "models/model").parent.as_posix())
+    # The whole models folder: a retrained candidate beside the production model ships in the same image.
+    model_dir = Path((config.get("model") or {}).get("path") or "models/model").parts[0]
     reference = (config.get("reference") or {}).get("path") or "data/reference.csv"
     python = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     text = _DOCKERFILE.format(python=python, model_dir=model_dir, reference_dir=Path(reference).parent.as_posix(),

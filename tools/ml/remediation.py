@@ -15,6 +15,7 @@ from langchain_core.tools import tool
 from sklearn.base import clone
 
 from tools.context import ToolContext
+from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import DataError, read_table
 from tools.ml.injected import Ctx
 from tools.ml.metrics import performance
@@ -45,6 +46,11 @@ def _calibrate(scores: np.ndarray, y: np.ndarray, *, min_precision: float | None
 def retrain(ctx: ToolContext, *, model_path: str, reference_path: str, current_path: str, label_column: str,
             precision_floor: float | None = None) -> dict[str, Any]:
     """Fit a clone of the production model on reference + the current rows not held out; save it as a candidate."""
+    if precision_floor is None:
+        alignment = ctx.workspace / ALIGNMENT_PATH
+        if alignment.is_file():
+            metrics = (json.loads(alignment.read_text()).get("thresholds") or {}).get("metrics") or {}
+            precision_floor = (metrics.get("precision") or {}).get("floor")
     loaded = load_model(ctx.workspace, model_path)
     if loaded.estimator is None:
         raise ModelError(f"{model_path!r} is ONNX only: retraining needs the scikit-learn estimator")
@@ -104,7 +110,7 @@ def retrain_candidate(model_path: str, reference_path: str, current_path: str, l
         reference_path: Labelled reference CSV.
         current_path: Labelled current batch CSV.
         label_column: Ground-truth column.
-        precision_floor: Precision the candidate should reach (from reports/alignment.json).
+        precision_floor: Precision the candidate should reach; empty to read it from reports/alignment.json.
     """
     try:
         return json.dumps(retrain(ctx, model_path=model_path, reference_path=reference_path,

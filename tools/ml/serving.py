@@ -103,8 +103,9 @@ def review(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     checks.append(_check(True, "labels optional",
                          f"label column {label!r} feeds precision monitoring when present; otherwise the alert-rate "
                          "rule stands in" if label else "no labels configured: monitoring uses the alert rate"))
-    checks.append(_check((ctx.workspace / "pipelines/batch_scoring/__main__.py").is_file(), "entry point",
-                         "python -m pipelines.batch_scoring [--dry-run]; exit 0 ok, 1 runtime error, 2 bad config"))
+    generated = (ctx.workspace / "pipelines/batch_scoring/__main__.py").is_file()
+    checks.append(_check(True, "entry point", "python -m pipelines.batch_scoring [--dry-run]; exit 0 ok, 1 runtime "
+                         "error, 2 bad config" + ("" if generated else " (package generated in the implement step)")))
     return {"checks": checks}
 
 

@@ -1,0 +1,52 @@
+"""The DevOps Engineer as played by the built-in planner: measured capacity against the run window,
+schedule, CI workflow and deployment notes; when the estimate does not fit, the sizing that does."""
+
+from __future__ import annotations
+
+from agents.playbooks import PLAYBOOKS
+from agents.playbooks.base import Call, Finish, Playbook, View
+from agents.playbooks.ml_engineer import as_dict, findings_of
+
+__all__ = ["prepare_release", "resize"]
+
+
+def prepare_release(view: View) -> Playbook:
+    found = as_dict((yield Call("locate_inputs", {"inputs": list(view.mission.inputs)})))
+    config = found.get("config_path") or "pipelines/batch-scoring.yaml"
+    cost = as_dict((yield Call("estimate_capacity", {"config_path": config})))
+    schedule, ci = yield [Call("write_schedule", {"config_path": config}), Call("write_ci_workflow", {})]
+    schedule, ci = as_dict(schedule), as_dict(ci)
+    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config})))
+    summary = (f"Capacity: {cost.get('verdict', cost.get('error'))}; memory request {cost.get('memory_request_mb')} MiB; "
+               f"cost {(cost.get('cost') or {}).get('per_run_usd')} USD per run. Schedule {schedule.get('path')} "
+               f"(cron {schedule.get('schedule')}, deadline {schedule.get('deadline_seconds')} s, static check "
+               f"{schedule.get('status')}); CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
+               f"{notes.get('path')} with rollout, rollback, monitoring and cost.")
+    ok = cost.get("fits") is True and schedule.get("status") == "ok" and ci.get("status") == "ok"
+    return Finish(summary=summary, findings=findings_of(cost),
+                  artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path")) if p],
+                  status="completed" if ok else "failed")
+
+
+def resize(view: View) -> Playbook:
+    found = as_dict((yield Call("locate_inputs", {"inputs": list(view.mission.inputs)})))
+    config = found.get("config_path") or "pipelines/batch-scoring.yaml"
+    # The estimate that did not fit is on file; re-measuring it would raise the same failure mode again.
+    text = (yield Call("read_file", {"path": "reports/cost-estimate.json", "max_lines": 2000}))
+    body = text.split("\n", 1)[1] if isinstance(text, str) and "\n" in text else "{}"
+    workers = int(as_dict(body).get("recommended_workers") or 1)
+    sized = as_dict((yield Call("estimate_capacity", {"config_path": config, "workers": workers})))
+    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config})))
+    return Finish(summary=f"Sizing: partition the input over {workers} workers: {sized.get('verdict')}; cost "
+                          f"{(sized.get('cost') or {}).get('per_run_usd')} USD per run. Notes updated: {notes.get('path')}.",
+                  artifacts=[p for p in (sized.get("path"), notes.get("path")) if p],
+                  status="completed" if sized.get("fits") else "failed")
+
+
+def _dispatch(view: View) -> Playbook:
+    if view.reason == "infrastructure":
+        return (yield from resize(view))
+    return (yield from prepare_release(view))
+
+
+PLAYBOOKS["devops-engineer"] = {"*": _dispatch}
