@@ -78,8 +78,8 @@ def _unzip(data: bytes, target: Path, budget: _Budget) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             rel = _safe_name(info.filename)
-            mode = info.external_attr >> 16
-            if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip was not made on Unix
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 raise InputError(f"archive entry {info.filename!r} is a link or device and is refused")
             budget.take(0)
             if rel is None or info.is_dir():

@@ -47,7 +47,7 @@ def download_artifact(mission_id: str, path: str, session: SessionDep, caller: R
     if not target.is_file():
         raise HTTPException(404, f"no file {path!r} in the mission's workspace")
     if target.suffix.lower() in (".html", ".htm"):
-        return FileResponse(target, media_type="text/html", headers=_INLINE_HTML_HEADERS,
+        return FileResponse(target, media_type="text/html", headers=_INLINE_HTML_HEADERS, filename=target.name,
                             content_disposition_type="inline")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     return FileResponse(target, media_type=media_type, filename=target.name,
