@@ -14,7 +14,7 @@ let cursor = null;
 let listTimer = null;
 
 function show(view) {
-  for (const id of ["login-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
+  for (const id of ["login-view", "offline-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
 }
 
 /** One place for failures that need the user: a bad key sends them to sign in, a dead server shows a banner. */
@@ -59,8 +59,9 @@ async function signIn() {
         ? "API key rejected: the server does not know this key. Check it, or create one with `orchestrator keys create`."
         : `${err.title}: ${err.detail}`);
     } else if (err.kind === "unreachable") {
-      show("login-view");
-      $("login-error").textContent = `${err.title}. ${err.detail}`;
+      $("sidebar").hidden = true;
+      $("offline-text").textContent = err.detail;
+      show("offline-view");
       banner(`${err.title}. ${err.detail}`);
     } else {
       show("login-view");
@@ -174,6 +175,7 @@ function wire() {
       current?.refresh();
     }
   });
+  $("offline-retry").addEventListener("click", () => $("banner-retry").click());
   $("status-filter").addEventListener("change", () => refreshList());
   $("mission-list-more").addEventListener("click", () => refreshList({ more: true }));
   $("menu-toggle").addEventListener("click", () => {

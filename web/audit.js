@@ -3,7 +3,7 @@
 import { api, fetchBlob, items } from "./api.js";
 import { resultView } from "./chat.js";
 import { clear, h, jsonBlock } from "./dom.js";
-import { agentName, dateTime, duration, money, shortHash } from "./format.js";
+import { agentName, dateTime, duration, money, shortHash, time } from "./format.js";
 import { drawGraph } from "./graph.js";
 
 /** Load and render the review of one mission into `panel`. */
@@ -85,7 +85,7 @@ function showPair(box, pair) {
             typeof e.brief.context === "string" ? e.brief.context : JSON.stringify(e.brief.context)) : null,
           e.brief.expected_output ? h("p", h("strong", "Expected output: "), e.brief.expected_output) : null)
           : h("p.hint", "No brief recorded.")),
-      h("details.result", { open: true }, h("summary", "Result"), resultView(e.result))))));
+      h("details.result", { open: true }, h("summary", "Result"), resultView(e.result)))));
   box.querySelector("h3").setAttribute("tabindex", "-1");
   box.querySelector("h3").focus();
 }
@@ -112,10 +112,10 @@ function renderTimeline(box, events, badSeq) {
         h("span.seq", `#${e.seq}`),
         h("span.kind", e.kind),
         h("span.who", agentName(agent)),
-        e.step ? h("span.tag.step", e.step) : null,
+        h("span.where", e.step ? h("span.tag.step-tag", e.step) : ""),
         h("span.what", summarize(e)),
         bad ? h("strong.broken", "first bad entry") : null,
-        h("time", { datetime: e.ts }, dateTime(e.ts))),
+        h("time", { datetime: e.ts, title: dateTime(e.ts) }, time(e.ts))),
       h("div.detail",
         h("p.hint", `hash ${e.hash || ""}`, e.prev_hash ? ` · prev ${shortHash(e.prev_hash)}` : "",
           e.delegation_id ? ` · delegation #${e.delegation_id}` : ""),

@@ -79,7 +79,7 @@ export class Conversation {
   }
 
   stamp(event) {
-    const bits = [event.step ? h("span.tag.step", event.step) : null];
+    const bits = [event.step ? h("span.tag.step-tag", event.step) : null];
     if (event.ts) bits.push(h("time", { datetime: event.ts, title: dateTime(event.ts) }, time(event.ts)));
     return h("span.stamp", bits);
   }

@@ -60,7 +60,7 @@ export function shortHash(sha) {
 /** First line of a mission's text that says what it is for. */
 export function missionTitle(mission) {
   const spec = mission.spec || {};
-  if (spec.objective) return spec.objective;
+  if (mission.objective || spec.objective) return mission.objective || spec.objective;
   const line = (mission.text || "").split("\n").find((l) => l.trim() && !l.trim().startsWith("/agent"));
   return (line || mission.id || "mission").replace(/^\s*mission\s*:\s*/i, "");
 }

@@ -6,7 +6,7 @@ import { agentName, agentSlot } from "./format.js";
 
 const W = 640;
 const H = 400;
-const NODE_W = 150;
+const NODE_W = 168;
 const NODE_H = 44;
 
 /**

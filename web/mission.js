@@ -112,7 +112,7 @@ export class MissionView {
     $("reply-text").disabled = finished;
     $("reply-send").disabled = finished;
     $("reply-text").placeholder = finished
-      ? `The mission is ${m.status}; the conversation is closed.`
+      ? `This mission is over (${m.status}); the conversation is closed.`
       : "Answer or add an instruction for the agents…";
     if (this.tab === "files") renderArtifacts($("panel-files"), m, (p) => this.openArtifact(p));
   }

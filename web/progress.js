@@ -18,6 +18,9 @@ export function renderSteps(list, mission) {
     if (status === "pending" && mission.current_step === name && !["completed", "failed", "cancelled", "rejected"].includes(mission.status)) {
       status = "running";
     }
+    if (status === "running" && ["completed", "failed", "cancelled", "rejected"].includes(mission.status)) {
+      status = mission.status === "completed" ? "completed" : "failed"; // the run ended inside this step
+    }
     const secs = step.duration_s ?? (step.started_at && status === "running"
       ? (Date.now() - new Date(step.started_at).getTime()) / 1000 : null);
     const label = `${i + 1}. ${name}: ${STATE_LABEL[status] || status}${secs ? `, ${duration(secs)}` : ""}` +

@@ -1,0 +1,165 @@
+"""The two people the page is for: an engineer who runs the demo mission from the chat and approves the release,
+and a reviewer who checks the delegation graph and the audit chain (then sees a tampered row named)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import PHONE, LiveServer, shoot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
+
+SUB_AGENTS = ("data-scientist", "devops-engineer", "security-expert", "backend-developer")
+MINUTE = 60_000
+
+
+def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, server)
+    expect(page.locator("#new-view")).to_be_visible()
+
+    # A demo workspace, created through the page.
+    page.get_by_label("Create new").check()
+    page.get_by_label("Name").fill("demo")
+    page.get_by_label("Template").select_option("demo")
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("#ws-status")).to_contain_text("created", timeout=2 * MINUTE)
+    expect(page.locator("#ws-select")).to_have_value(re.compile(r"demo$"))
+
+    # The mission from the template button, sent from the chat.
+    page.get_by_role("button", name="Use template").click()
+    expect(page.get_by_label("Mission", exact=True)).to_have_value(re.compile(r"^/agent ml-engineer\nMission: "))
+    shoot(page, "chat-new-mission-desktop")
+    page.get_by_role("button", name="Send mission").click()
+    expect(page.locator("#mission-view")).to_be_visible()
+    mission_id = re.search(r"#/missions/([^/]+)", page.url).group(1)
+
+    # Agents' messages arrive live, each attributed to its agent and step.
+    page.wait_for_function("""() => new Set([...document.querySelectorAll('#m-stream .entry.agent')]
+                                .map(e => e.dataset.agent)).size >= 3""", timeout=4 * MINUTE)
+    expect(page.locator("#m-stream details.handoff.out").first).to_contain_text("→")
+    expect(page.locator("#m-stream .entry.agent .step-tag").first).to_be_visible()
+    shoot(page, "chat-live-desktop")
+
+    # An instruction mid-mission shows up in the conversation, from the record.
+    page.get_by_label("Message to the agents").fill("Keep the nightly window at 2 hours.")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#m-stream .entry.user").last).to_contain_text("Keep the nightly window at 2 hours.")
+
+    # The release gate: the question, the exact payload and its hash.
+    card = page.locator("#m-stream .approval.pending")
+    expect(card).to_be_visible(timeout=8 * MINUTE)
+    expect(page.locator("#pending-bar")).to_be_visible()
+    expect(page.locator("#m-status")).to_have_text("waiting approval")
+    gate = release_gate(server, mission_id)
+    expect(card).to_have_attribute("data-approval-id", str(gate["id"]))
+    expect(card.locator(".question")).to_have_text(gate["question"])
+    expect(card.locator(".hash")).to_contain_text(gate["payload_sha256"])
+    assert json.loads(card.locator("pre.json").inner_text()) == gate["payload"]
+    card.scroll_into_view_if_needed()
+    shoot(page, "approval-card-desktop")
+
+    phone = new_page(PHONE)
+    sign_in(phone, server)
+    phone.goto(f"{server.url}/#/missions/{mission_id}")
+    phone_card = phone.locator("#m-stream .approval.pending")
+    expect(phone_card).to_be_visible(timeout=MINUTE)
+    phone.get_by_role("button", name="Review").click()
+    shoot(phone, "approval-card-phone")
+
+    card.get_by_label("Comment on your decision").fill("Plan and artifacts reviewed.")
+    card.get_by_role("button", name="Approve").click()
+    decided = page.locator(f'#m-stream .approval[data-approval-id="{gate["id"]}"]')
+    expect(decided.locator(".decision")).to_contain_text("Approved by web-reviewer")
+    expect(decided.locator(".decision")).to_contain_text("Plan and artifacts reviewed.")
+
+    # The mission completes; every step of the stepper is done.
+    expect(page.locator("#m-status")).to_have_text("completed", timeout=8 * MINUTE)
+    for step in ("align", "design", "implement", "evaluate", "package", "release"):
+        expect(page.locator(f'#m-steps li[data-step="{step}"]')).to_have_attribute("data-status", "completed")
+    expect(page.locator("#m-stream .entry.note.ok").last).to_contain_text("completed")
+    page.locator("#m-stream details.tool summary").first.click()
+    expect(page.locator("#m-stream details.tool[open] pre.json").first).to_be_visible()
+    shoot(page, "chat-completed-desktop")
+    phone.reload()
+    expect(phone.locator("#m-status")).to_have_text("completed")
+    shoot(phone, "chat-completed-phone")
+
+    # Artifacts: the evaluation report opens in the browser.
+    page.get_by_role("tab", name="Artifacts").click()
+    report_link = page.locator("#panel-files table a", has_text="reports/evaluation.html")
+    expect(report_link).to_be_visible()
+    with page.expect_popup() as popup_info:
+        report_link.click()
+    report = popup_info.value
+    report.wait_for_load_state()
+    expect(report.locator("body")).not_to_be_empty()
+    assert report.url.startswith("blob:"), report.url
+    report.close()
+
+    # The reviewer: graph, edge details, verdict, timeline, export.
+    page.get_by_role("tab", name="Audit review").click()
+    verdict = page.locator("#panel-audit .verdict")
+    expect(verdict).to_contain_text(re.compile(r"Audit chain intact — \d+ events"))
+    for agent in SUB_AGENTS:
+        expect(page.locator(f'svg.graph g.edge[data-from="ml-engineer"][data-to="{agent}"]')).to_have_count(1)
+    page.locator('svg.graph g.edge[data-to="security-expert"]').click()
+    details = page.locator("#panel-audit .edge-details")
+    expect(details.locator("h3")).to_have_text("ML Engineer → Security Expert")
+    expect(details.locator(".handoff-card").first).to_contain_text("Task:")
+    expect(details.locator(".handoff-card").first).to_contain_text("Summary:")
+    expect(details.locator("dl.facts").first).to_contain_text("Duration")
+    page.locator('svg.graph g.edge[data-to="data-scientist"]').focus()
+    page.keyboard.press("Enter")
+    expect(details.locator("h3")).to_have_text("ML Engineer → Data Scientist")
+    shoot(page, "audit-review-desktop", full_page=True)
+
+    page.get_by_label("Filter by kind").select_option("handoff.started")
+    rows = page.locator("#panel-audit ol.trail > li:visible")
+    expect(rows.first).to_be_visible()
+    assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.kind)")) == {"handoff.started"}
+    page.get_by_label("Filter by kind").select_option("")
+    page.get_by_label("Filter by step or text").fill("release")
+    assert all(r == "release" or "release" in t.lower() for r, t in rows.evaluate_all(
+        "rows => rows.map(r => [r.querySelector('.step-tag')?.textContent || '', r.textContent])"))
+    page.get_by_label("Filter by step or text").fill("")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Export JSONL").click()
+    download = download_info.value
+    assert download.suggested_filename == f"mission-{mission_id}-audit.jsonl"
+    lines = [json.loads(line) for line in open(download.path()).read().splitlines() if line.strip()]
+    verify = server.api("GET", f"/missions/{mission_id}/audit/verify")
+    assert len(lines) >= verify["events"] and verify["intact"]
+
+    phone.get_by_role("tab", name="Audit review").click()
+    expect(phone.locator("#panel-audit .verdict")).to_contain_text("Audit chain intact")
+    phone.locator('svg.graph g.edge[data-to="devops-engineer"]').click()
+    shoot(phone, "audit-review-phone", full_page=True)
+
+    # Someone edits one row of the trail in the database: the review names the first bad entry.
+    with sqlite3.connect(server.database) as db:
+        changed = db.execute("UPDATE events SET payload = ? WHERE mission_id = ? AND seq = 5",
+                             (json.dumps({"text": "nothing to see here"}), mission_id)).rowcount
+    assert changed == 1
+    page.get_by_role("button", name="Verify again").click()
+    expect(verdict).to_contain_text("Audit chain BROKEN at entry #5")
+    expect(verdict).to_contain_text("edited")
+    expect(page.locator('#panel-audit ol.trail > li[data-seq="5"]')).to_have_class(re.compile(r"\bbad\b"))
+    expect(page.locator('#panel-audit ol.trail > li[data-seq="5"]')).to_contain_text("first bad entry")
+    shoot(page, "audit-broken-desktop")
+    phone.get_by_role("button", name="Verify again").click()
+    expect(phone.locator("#panel-audit .verdict")).to_contain_text("BROKEN at entry #5")
+    shoot(phone, "audit-broken-phone")
+
+
+def release_gate(server: LiveServer, mission_id: str) -> dict[str, Any]:
+    gates = [a for a in server.api("GET", f"/approvals?mission_id={mission_id}") if a["kind"] == "release"]
+    assert len(gates) == 1, gates
+    return gates[0]
