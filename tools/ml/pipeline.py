@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from langchain_core.tools import tool
 
 from tools.context import ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH, align
@@ -21,7 +22,6 @@ from tools.ml.model import ModelError, load_model
 from tools.ml.monitoring import ALERTS_PATH, alert_rules, render_rules
 from tools.ml.report import TEMPLATES
 from tools.workspace import resolve_in_workspace
-from langchain_core.tools import tool
 
 __all__ = ["generate_pipeline", "generate_batch_pipeline", "PACKAGE_DIR", "TEST_PATH", "MODULES"]
 

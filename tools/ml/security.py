@@ -8,7 +8,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from langchain_core.tools import tool
 
 from tools.ml.injected import Ctx
