@@ -19,10 +19,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-agent orchestration for ML engineering, every delegation on the record.")
 missions_app = typer.Typer(no_args_is_help=True, help="List and inspect missions.")
-audit_app = typer.Typer(invoke_without_command=True, help="Review a mission's delegation tree and audit trail.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(missions_app, name="missions")
-app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (stable fields) on stdout.")]
@@ -183,21 +181,22 @@ def missions_show(mission_id: str, as_json: JsonOpt = False) -> None:
         print(f"  {art['path']}  {art['kind']}  {art['agent']}/{art['step']}  {art['sha256'][:12]}")
 
 
-@audit_app.callback()
-def audit(ctx: typer.Context, mission_id: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Print the delegation tree and the timeline of MISSION_ID; `audit verify ID` checks the chain."""
-    if ctx.invoked_subcommand is not None:
+@app.command("audit")
+def audit(words: Annotated[list[str], typer.Argument(metavar="[verify] MISSION_ID",
+                                                     help="MISSION_ID, or 'verify MISSION_ID'.")]) -> None:
+    """`audit ID` prints the delegation tree and timeline; `audit verify ID` checks the hash chain (exit 1 if broken)."""
+    if len(words) == 1:
+        from orchestrator.audit_review import print_review
+
+        print_review(_settings().resolved_database_url, words[0])
         return
-    if mission_id is None:
-        raise InputError("usage: orchestrator audit MISSION_ID | orchestrator audit verify MISSION_ID")
-    from orchestrator.audit_review import print_review
+    if len(words) == 2 and words[0] == "verify":
+        _audit_verify(words[1])
+        return
+    raise InputError("usage: orchestrator audit MISSION_ID | orchestrator audit verify MISSION_ID")
 
-    print_review(_settings().resolved_database_url, mission_id)
 
-
-@audit_app.command("verify")
-def audit_verify(mission_id: str) -> None:
-    """Exit 0 when the mission's audit chain is intact; 1 naming the first bad entry."""
+def _audit_verify(mission_id: str) -> None:
     from orchestrator.audit import verify_chain
     from orchestrator.db import session_scope
     from orchestrator.db.missions import get_mission

@@ -187,7 +187,7 @@ def _make_subagent_node(name: str):  # noqa: ANN202
             delegation_id = row.id
             ordinal = count_delegations(session, mission_id=run.mission_id, to_agent=name, step=step)
         brief = Brief(**pending["brief"])
-        facts = RunFacts(agent=name, step=step, round=ordinal, reason=reason, scope=f"d{delegation_id}",
+        facts = RunFacts(agent=name, step=step, round=ordinal, reason=reason, scope=f"dlg{delegation_id}",
                          workspace=str(run.workspace))
         from orchestrator.agent_loop import run_agent
 

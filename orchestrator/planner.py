@@ -49,7 +49,7 @@ class BuiltinPlanner(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _next_message(self, facts: RunFacts, messages: list[BaseMessage]) -> AIMessage:
-        is_sub = facts.scope.startswith("d")
+        is_sub = re.fullmatch(r"dlg\d+", facts.scope) is not None
         playbook = playbook_for(facts.agent, facts.step)
         if playbook is None:
             summary = f"The built-in planner has no playbook for {facts.agent} in step {facts.step}; nothing was done."

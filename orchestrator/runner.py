@@ -222,6 +222,7 @@ class Runner:
         from orchestrator.views import approval_view
 
         with session_scope(self.url) as session:
+            get_mission(session, mission_id)
             row = decide_approval(session, mission_id=mission_id, decision="approved" if approve else "rejected",
                                   actor=actor, comment=comment, approval_id=approval_id, quoted_sha256=quoted_sha256)
             mission = get_mission(session, mission_id, lock=True)

@@ -14,8 +14,8 @@ from tests.support.missions import MISSION_TEXT
 
 
 def _cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "ORCH_HOME": str(home), **(env or {})}
-    full_env.pop("ORCH_DATABASE_URL", None)
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("ORCH_")}
+    full_env.update({"ORCH_HOME": str(home), **(env or {})})
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=120)
 

@@ -10,11 +10,20 @@ from orchestrator.db.models import Base
 from orchestrator.db.schema import current_revision, head_revision
 
 
+_SAVER_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations", "writes")
+
+
+def _checkpointer_owned(diff: tuple) -> bool:
+    """LangGraph's checkpointer creates and owns its own tables (and their indexes) in the same database."""
+    kind, obj = diff[0], diff[1]
+    table = getattr(obj, "name", "") if kind == "remove_table" else getattr(getattr(obj, "table", None), "name", "")
+    return kind in ("remove_table", "remove_index") and table in _SAVER_TABLES
+
+
 def test_alembic_head_matches_the_models(db_url: str) -> None:
     assert current_revision(db_url) == head_revision(db_url)
     with engine_for(db_url).connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = [d for d in compare_metadata(context, Base.metadata)
-                # LangGraph's checkpointer owns its own tables in the same database.
-                if not (d[0] == "remove_table" and d[1].name.startswith("checkpoint"))]
+                if not _checkpointer_owned(d)]
     assert diff == []
