@@ -41,7 +41,7 @@ export class Conversation {
       case "mission.queued":
         return this.note(event, "Mission queued");
       case "mission.status":
-        return this.note(event, `Mission ${p.status}${p.error ? `: ${p.error}` : ""}`,
+        return this.note(event, `Mission ${statusText(p.status)}${p.error ? `: ${p.error}` : ""}`,
           p.status === "failed" ? "bad" : p.status === "completed" ? "ok" : "");
       case "step.started":
         return h("div.entry.divider", h("span", `Step ${event.step || p.step || ""} started`,
@@ -230,6 +230,10 @@ export function resultView(result) {
       h("ul", findings.map((f) => h("li", typeof f === "string" ? f : JSON.stringify(f))))) : null,
     artifacts.length ? h("div", h("strong", "Artifacts"),
       h("ul", artifacts.map((a) => h("li", h("code", typeof a === "string" ? a : a.path || JSON.stringify(a)))))) : null);
+}
+
+function statusText(status) {
+  return { waiting_approval: "waiting for approval", queued: "queued", running: "running" }[status] || status;
 }
 
 function initials(agent) {

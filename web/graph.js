@@ -4,10 +4,9 @@
 import { s } from "./dom.js";
 import { agentName, agentSlot } from "./format.js";
 
-const W = 640;
-const H = 400;
-const NODE_W = 168;
-const NODE_H = 44;
+// Landscape for a laptop; on a narrow screen a taller canvas with two-line labels keeps text readable.
+const WIDE = { W: 640, H: 400, NW: 168, NH: 44, start: -Math.PI * 3 / 4, twoLines: false };
+const NARROW = { W: 380, H: 470, NW: 112, NH: 50, start: -Math.PI / 2, twoLines: true };
 
 /**
  * Draw `data` ({nodes, edges}) into `container`; `onSelect(pair)` gets {from, to, edges} when an edge is
@@ -16,7 +15,9 @@ const NODE_H = 44;
 export function drawGraph(container, data, onSelect) {
   const edges = data.edges || [];
   const pairs = groupEdges(edges);
-  const nodes = layout(nodeList(data, edges), edges);
+  const dims = container.clientWidth && container.clientWidth < 520 ? NARROW : WIDE;
+  const nodes = layout(nodeList(data, edges), edges, dims);
+  const { W, H, NW, NH } = dims;
 
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "graph", role: "group",
     "aria-label": `Delegation graph: ${nodes.length} agents, ${edges.length} handoffs` },
@@ -31,13 +32,13 @@ export function drawGraph(container, data, onSelect) {
     const a = where.get(pair.from);
     const b = where.get(pair.to);
     if (!a || !b) continue;
-    edgeLayer.append(edgeShape(pair, a, b, pairs.has(`${pair.to}\u0000${pair.from}`), onSelect));
+    edgeLayer.append(edgeShape(pair, a, b, pairs.has(`${pair.to}\u0000${pair.from}`), dims, onSelect));
   }
   for (const n of nodes) {
     nodeLayer.append(s("g", { class: `node a${agentSlot(n.id)}${n.lead ? " lead" : ""}`, "data-agent": n.id,
-      transform: `translate(${n.x - NODE_W / 2},${n.y - NODE_H / 2})` },
-    s("rect", { width: NODE_W, height: NODE_H, rx: 10 }),
-    s("text", { x: NODE_W / 2, y: NODE_H / 2 + 5, "text-anchor": "middle" }, n.label)));
+      transform: `translate(${n.x - NW / 2},${n.y - NH / 2})` },
+    s("rect", { width: NW, height: NH, rx: 10 }),
+    nodeLabel(n.label, dims)));
   }
   svg.append(edgeLayer, nodeLayer);
   container.replaceChildren(svg);
@@ -58,8 +59,17 @@ function nodeList(data, edges) {
   return nodes;
 }
 
+function nodeLabel(label, { NW, NH, twoLines }) {
+  const words = label.split(" ");
+  if (!twoLines || words.length < 2) return s("text", { x: NW / 2, y: NH / 2 + 5, "text-anchor": "middle" }, label);
+  const cut = Math.ceil(words.length / 2);
+  return s("text", { x: NW / 2, y: NH / 2 - 3, "text-anchor": "middle" },
+    s("tspan", { x: NW / 2 }, words.slice(0, cut).join(" ")),
+    s("tspan", { x: NW / 2, dy: 16 }, words.slice(cut).join(" ")));
+}
+
 /** The lead (kind "lead", else the agent that hands off most) in the centre; the others on an ellipse. */
-function layout(nodes, edges) {
+function layout(nodes, edges, { W, H, NW, NH, start }) {
   if (!nodes.length) return [];
   const out = new Map();
   for (const e of edges) out.set(e.from, (out.get(e.from) || 0) + 1);
@@ -69,11 +79,11 @@ function layout(nodes, edges) {
   lead.lead = true;
   lead.x = W / 2;
   lead.y = H / 2;
-  const rx = W / 2 - NODE_W / 2 - 8;
-  const ry = H / 2 - NODE_H / 2 - 8;
+  const rx = W / 2 - NW / 2 - 8;
+  const ry = H / 2 - NH / 2 - 8;
   others.forEach((n, i) => {
-    // Start top-left so four agents sit in the four corners, clear of the centre's labels.
-    const angle = -Math.PI * 3 / 4 + (2 * Math.PI * i) / others.length;
+    // Wide: start top-left so four agents sit in the corners; narrow: top, right, bottom, left.
+    const angle = start + (2 * Math.PI * i) / others.length;
     n.x = W / 2 + rx * Math.cos(angle);
     n.y = H / 2 + ry * Math.sin(angle);
   });
@@ -97,18 +107,18 @@ export function pairTone(pair) {
   return "ok";
 }
 
-function edgeShape(pair, a, b, twoWay, onSelect) {
+function edgeShape(pair, a, b, twoWay, { NW, NH }, onSelect) {
   // Stop the arrow at the node's border, and bend two-way pairs apart so both arrows stay visible.
   const dx = b.x - a.x;
   const dy = b.y - a.y;
   const len = Math.hypot(dx, dy) || 1;
   const ux = dx / len;
   const uy = dy / len;
-  const cut = (n) => Math.min(Math.abs(NODE_W / 2 / (ux || 1e-9)), Math.abs(NODE_H / 2 / (uy || 1e-9))) + 4;
-  const x1 = a.x + ux * cut(a);
-  const y1 = a.y + uy * cut(a);
-  const x2 = b.x - ux * cut(b);
-  const y2 = b.y - uy * cut(b);
+  const cut = Math.min(Math.abs(NW / 2 / (ux || 1e-9)), Math.abs(NH / 2 / (uy || 1e-9))) + 4;
+  const x1 = a.x + ux * cut;
+  const y1 = a.y + uy * cut;
+  const x2 = b.x - ux * cut;
+  const y2 = b.y - uy * cut;
   const bend = twoWay ? 26 : 0;
   const cx = (x1 + x2) / 2 - uy * bend;
   const cy = (y1 + y2) / 2 + ux * bend;

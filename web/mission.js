@@ -58,9 +58,14 @@ export class MissionView {
     clearInterval(this.ticker);
   }
 
+  /** Re-read the mission soon; a burst of events makes one request, not one per event. */
   refreshSoon(delay = 250) {
+    if (this.timer && delay > 0) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.refresh(), delay);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.refresh();
+    }, delay);
   }
 
   async refresh() {
