@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 PICKLE_WARNING = ("joblib/pickle artifacts execute code when loaded: load them only from a trusted workspace "
                   "and prefer the ONNX export for serving")
 _PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
+_WARNED: set[Path] = set()
 
 
 class ModelError(ToolError):
@@ -151,7 +152,9 @@ def load_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> Load
         return _load_onnx(artifact, info)
     info.format = "joblib" if artifact.suffix == ".joblib" else "pickle"
     info.warnings.append(PICKLE_WARNING)
-    logger.warning("loading %s: %s", info.artifact, PICKLE_WARNING)
+    if artifact not in _WARNED:  # the warning travels in every result; the log says it once per file
+        _WARNED.add(artifact)
+        logger.warning("loading %s: %s", info.artifact, PICKLE_WARNING)
     try:
         import joblib
 
