@@ -12,13 +12,11 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolC
 from pydantic import ValidationError
 
 from agents.spec import AgentSpec
-from orchestrator.audit import append_event
 from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.context import RunContext
-from orchestrator.db import session_scope
-from orchestrator.db.journal import find_model_turn, save_model_turn
 from orchestrator.errors import LimitExceeded
 from orchestrator.executor import execute_tool_call
+from orchestrator.journal import Journal
 from orchestrator.handoff import SUBMIT_RESULT, create_handoff_tool, handoff_target, submit_result_tool
 from tools.context import Signal
 from tools.redaction import redact
@@ -39,24 +37,20 @@ class LoopResult:
     signals: list[Signal] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    journal: Journal = None  # type: ignore[assignment]
+    """Holds model answers not yet written: the caller's next record (``journal.write()``) writes them."""
 
 
-def _ask_model(run: RunContext, agent: AgentSpec, bound, system: str, messages: list[BaseMessage], *,  # noqa: ANN001
+def _ask_model(journal: Journal, agent: AgentSpec, bound, system: str, messages: list[BaseMessage], *,  # noqa: ANN001
                key: str, step: str, delegation_id: int | None) -> AIMessage:
-    with session_scope(run.database_url) as session:
-        recorded = find_model_turn(session, mission_id=run.mission_id, key=key)
+    recorded = journal.turns.get(key)
     if recorded is not None:
         return recorded
     answer = bound.invoke([SystemMessage(content=system), *messages])
     if not isinstance(answer, AIMessage):
         answer = AIMessage(content=str(answer.content))
     answer.content = redact(answer.content) if isinstance(answer.content, str) else answer.content
-    with session_scope(run.database_url) as session:
-        save_model_turn(session, mission_id=run.mission_id, key=key, message=answer)
-        text = answer.content if isinstance(answer.content, str) else str(answer.content)
-        append_event(session, mission_id=run.mission_id, kind="message", actor=agent.name, step=step,
-                     delegation_id=delegation_id,
-                     payload={"text": text, "tool_calls": [c["name"] for c in answer.tool_calls]})
+    journal.add_turn(key, answer, agent=agent.name, step=step, delegation_id=delegation_id)
     return answer
 
 
@@ -70,9 +64,9 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
     bound = run.model_factory(agent, run).bind_tools([*tools, *control])
     peer_names = {peer.name for peer in peers}
     messages = list(history)
-    out = LoopResult()
+    out = LoopResult(journal=Journal.load(run.database_url, run.mission_id, agent=agent.name, scope=scope))
     for _ in range(run.settings.max_agent_turns):
-        answer = _ask_model(run, agent, bound, system, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
+        answer = _ask_model(out.journal, agent, bound, system, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
                             delegation_id=delegation_id)
         usage = answer.usage_metadata or {}
         out.input_tokens += usage.get("input_tokens", 0)
@@ -86,7 +80,7 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
             reply = _control_call(call, out, peer_names=peer_names, is_sub=is_sub, run=run)
             if reply is None:
                 outcome = execute_tool_call(call, run=run, agent=agent.name, step=step, delegation_id=delegation_id,
-                                            allowed=allowed)
+                                            allowed=allowed, journal=out.journal)
                 reply = outcome.message
                 out.signals.extend(outcome.signals)
             if reply is not _HANDED_OFF:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Event, Mission, utcnow
@@ -40,24 +40,29 @@ def event_hash(*, mission_id: str, seq: int, ts: datetime, kind: str, actor: str
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+_LAST = (select(Event.seq, Event.hash).where(Event.mission_id == bindparam("mission_id"))
+         .order_by(Event.seq.desc()).limit(1))
+_INSERT = insert(Event).returning(Event.id)
+_LOCK = select(Mission.id).where(Mission.id == bindparam("mission_id")).with_for_update()
+
+
 def append_event(session: Session, *, mission_id: str, kind: str, actor: str, step: str | None = None,
                  delegation_id: int | None = None, payload: dict[str, Any] | None = None) -> Event:
-    """Append one event to the mission's chain inside the caller's transaction."""
-    # Serialise appends per mission (PostgreSQL row lock; SQLite holds the write lock from BEGIN IMMEDIATE).
-    session.execute(select(Mission.id).where(Mission.id == mission_id).with_for_update())
-    last = session.execute(
-        select(Event.seq, Event.hash).where(Event.mission_id == mission_id).order_by(Event.seq.desc()).limit(1)
-    ).first()
+    """Append one event to the mission's chain inside the caller's transaction; returns it (detached)."""
+    # Statements are built once and run at the Core level: this is the hottest write of every run.
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        # Serialise appends per mission: PostgreSQL row lock (SQLite already holds the write lock from BEGIN).
+        conn.execute(_LOCK, {"mission_id": mission_id})
+    last = conn.execute(_LAST, {"mission_id": mission_id}).first()
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     payload = json.loads(json.dumps(payload or {}, default=str))
     ts = utcnow()
-    row = Event(mission_id=mission_id, seq=seq, ts=ts, kind=kind, actor=actor, step=step,
-                delegation_id=delegation_id, payload=payload, prev_hash=prev)
-    row.hash = event_hash(mission_id=mission_id, seq=seq, ts=ts, kind=kind, actor=actor, step=step,
-                          delegation_id=delegation_id, payload=payload, prev_hash=prev)
-    session.add(row)
-    session.flush()
-    return row
+    values = {"mission_id": mission_id, "seq": seq, "ts": ts, "kind": kind, "actor": actor, "step": step,
+              "delegation_id": delegation_id, "payload": payload, "prev_hash": prev}
+    values["hash"] = event_hash(**values)
+    event_id = conn.execute(_INSERT, values).scalar_one()
+    return Event(id=event_id, **values)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from orchestrator.audit import append_event
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, request_approval
-from orchestrator.db.journal import find_tool_call, save_tool_call
+from orchestrator.db.journal import save_tool_call
 from orchestrator.errors import ToolDenied, ToolError
+from orchestrator.journal import Journal
 from orchestrator.recorder import DatabaseRecorder
 from tools.context import Signal, ToolContext
 from tools.policy import call_fingerprint, check_allowed, digest, production_targets
@@ -44,13 +45,13 @@ class CallOutcome:
 
 
 def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, question: str,
-         payload: dict[str, Any]) -> tuple[str, str, str | None]:
+         payload: dict[str, Any], journal: Journal | None = None) -> tuple[str, str, str | None]:
     """Ask a human (``interrupt()``) unless the run auto-approves; returns (decision, decided_by, comment).
 
     The approval row is created once (keyed); on a replay the same row is found and, because the node
     calls ``interrupt()`` again in the same order, LangGraph hands back the recorded resume value.
     """
-    with session_scope(run.database_url) as session:
+    with (journal.write() if journal is not None else session_scope(run.database_url)) as session:
         row = request_approval(session, mission_id=run.mission_id, key=key, kind=kind, step=step, agent=agent,
                                question=question, payload=payload)
         if row.status == "pending" and run.auto_approve_by:
@@ -91,16 +92,15 @@ def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[s
 
 
 def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str, delegation_id: int | None,
-                      allowed: dict[str, BaseTool]) -> CallOutcome:
+                      allowed: dict[str, BaseTool], journal: Journal) -> CallOutcome:
     """Run one tool call under the policy layer, or return its recorded result when it already ran."""
     call_id, name = call["id"] or "", call["name"]
     args = {key: value for key, value in (call.get("args") or {}).items() if key != "ctx"}
-    with session_scope(run.database_url) as session:
-        done = find_tool_call(session, mission_id=run.mission_id, call_id=call_id)
-        if done is not None:
-            signals = [Signal(**s) for s in done.signals or []]
-            return CallOutcome(ToolMessage(content=done.result, tool_call_id=call_id, name=name,
-                                           status="error" if done.status != "ok" else "success"), signals)
+    done = journal.calls.get(call_id)
+    if done is not None:
+        signals = [Signal(**s) for s in done.signals or []]
+        return CallOutcome(ToolMessage(content=done.result, tool_call_id=call_id, name=name,
+                                       status="error" if done.status != "ok" else "success"), signals)
 
     started = time.perf_counter()
     ctx = _tool_context(run, agent=agent, step=step, delegation_id=delegation_id)
@@ -110,7 +110,7 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
         targets = production_targets(name, args, run.settings.production_patterns)
         if targets:
             verdict, by, comment = gate(
-                run, key=f"tool:{call_fingerprint(name, args)}", kind="production_data", step=step, agent=agent,
+                run, journal=journal, key=f"tool:{call_fingerprint(name, args)}", kind="production_data", step=step, agent=agent,
                 question=f"{agent} wants to call {name} on production data: {', '.join(targets)}",
                 payload={"tool": name, "args": redact_obj(args), "targets": targets, "call_id": call_id})
             if verdict != "approved":
@@ -132,7 +132,7 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
             sandboxed = None
     signals = list(ctx.signals)
     safe_args = redact_obj(args)
-    with session_scope(run.database_url) as session:
+    with journal.write() as session:
         save_tool_call(session, mission_id=run.mission_id, call_id=call_id, tool=name, agent=agent, step=step,
                        delegation_id=delegation_id, args_sha256=digest(args), result=result,
                        result_sha256=digest(result), status=status, decision=decision,

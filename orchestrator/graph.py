@@ -54,25 +54,23 @@ def _signals_of(state: MissionState) -> list[dict[str, Any]]:
     return list(state.get("signals") or [])
 
 
-def _user_notes(run: RunContext, after_seq: int) -> tuple[list[str], int]:
-    from sqlalchemy import select
-
-    with session_scope(run.database_url) as session:
-        rows = session.execute(select(Event.seq, Event.payload).where(
-            Event.mission_id == run.mission_id, Event.kind == "user.message", Event.seq > after_seq)
-            .order_by(Event.seq)).all()
-    return [str(row.payload.get("text", "")) for row in rows], (rows[-1].seq if rows else after_seq)
-
-
-def _open_step(run: RunContext, step: str) -> int:
-    """Mark the step running unless a replay already did; returns its round."""
+def _open_step(run: RunContext, step: str, *, notes_after: int | None) -> tuple[int, list[str], int]:
+    """Mark the step running unless a replay already did; returns its round and the user messages not yet seen."""
     from sqlalchemy import select
 
     with session_scope(run.database_url) as session:
         row = session.scalar(select(Step).where(Step.mission_id == run.mission_id, Step.name == step))
         if row is None or row.status != "running":
             row = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
-        return row.rounds
+        notes: list[str] = []
+        seen = notes_after or 0
+        if notes_after is not None:
+            rows = session.execute(select(Event.seq, Event.payload).where(
+                Event.mission_id == run.mission_id, Event.kind == "user.message", Event.seq > notes_after)
+                .order_by(Event.seq)).all()
+            notes = [str(r.payload.get("text", "")) for r in rows]
+            seen = rows[-1].seq if rows else notes_after
+        return row.rounds, notes, seen
 
 
 def _route_after(step: str, signals: list[dict[str, Any]], state: MissionState, run: RunContext,
@@ -118,12 +116,11 @@ def _make_step_node(step: str):  # noqa: ANN202
         run = runtime.context
         lead = run.agents[LEAD_AGENT]
         starting = not (state.get("step") == step and state.get("step_open"))
-        rounds = _open_step(run, step)
+        rounds, notes, seen = _open_step(run, step, notes_after=(state.get("notes_seq") or 0) if starting else None)
         new_messages: list[Any] = []
         update: dict[str, Any] = {"step": step, "step_open": True}
         signals = [] if starting else _signals_of(state)
         if starting:
-            notes, seen = _user_notes(run, state.get("notes_seq") or 0)
             note = "\n".join(f"User message: {text}" for text in notes)
             if step == "package" and state.get("blocked"):
                 note += (f"\nRelease is blocked by Security: {state['blocked']}. Resolve the findings, then hand "
@@ -144,13 +141,14 @@ def _make_step_node(step: str):  # noqa: ANN202
             target, brief, call_id = result.handoff
             update["pending"] = {"to": target, "from_agent": lead.name, "step": step, "reason": "planned",
                                  "brief": brief.model_dump(), "tool_call_id": call_id, "return_to": step}
+            result.journal.flush()
             return Command(goto=target, update=update)
         summary = result.final.content if result.final is not None and isinstance(result.final.content, str) else ""
         goto, extra = _route_after(step, signals, state, run, rounds)
         status = "blocked" if goto in ("__blocked__",) or (step == "package" and goto == "package") else "done"
         if step == "evaluate" and goto in ("data-scientist", "escalate"):
             status = "failed"
-        with session_scope(run.database_url) as session:
+        with result.journal.write() as session:
             finish_step(session, mission_id=run.mission_id, name=step, actor=lead.name, status=status,
                         summary=summary)
         update.update(extra, step_open=False)
@@ -198,7 +196,7 @@ def _make_subagent_node(name: str):  # noqa: ANN202
             summary=(result.final.content if result.final and isinstance(result.final.content, str) else "")
             or "(the agent returned no summary)")
         tokens = (result.input_tokens or None, result.output_tokens or None)
-        with session_scope(run.database_url) as session:
+        with result.journal.write() as session:
             close_delegation(session, delegation_id=delegation_id, result=typed.model_dump(), status=typed.status,
                              input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=_cost(run, *tokens))
         signals = _signals_of(state) + [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]

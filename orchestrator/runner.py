@@ -10,21 +10,26 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
+from sqlalchemy import select
 
 from agents.loader import load_agents
 from orchestrator.chat_models import model_name_for, settings_model_factory
 from orchestrator.checkpoint import open_checkpointer
 from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
-from orchestrator.db import session_scope
+from orchestrator.db import engine_for, session_scope
 from orchestrator.db.approvals import decide_approval, pending_approvals
-from orchestrator.db.missions import TERMINAL, claim_mission, create_mission, get_mission, release_lease, renew_lease, set_status
+from orchestrator.db.missions import (
+    TERMINAL, claim_mission, create_mission, get_mission, release_lease, renew_lease, set_status,
+)
+from orchestrator.db.models import Mission
 from orchestrator.db.schema import upgrade
 from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, OrchestratorError
 from orchestrator.graph import build_graph
@@ -71,6 +76,7 @@ class Runner:
         self.agents = load_agents(settings.agents_dirs)
         self.model_factory = model_factory
         self.worker_id = worker_id or _worker_id()
+        self._last_cancel_check = 0.0
         self._saver = open_checkpointer(self.url)
         self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
 
@@ -212,8 +218,13 @@ class Runner:
         return self._set(mission_id, "rejected" if status == "rejected" else "failed", error=reason or outcome)
 
     def _cancelled(self, mission_id: str) -> bool:
-        with session_scope(self.url) as session:
-            return get_mission(session, mission_id).status == "cancelled"
+        """Checked between graph steps, at most every half second (cancel is rare; steps are many)."""
+        now = time.monotonic()
+        if now - self._last_cancel_check < 0.5:
+            return False
+        self._last_cancel_check = now
+        with engine_for(self.url).connect() as conn:
+            return conn.execute(select(Mission.status).where(Mission.id == mission_id)).scalar() == "cancelled"
 
     # -- human actions ----------------------------------------------------------------------------
     def decide(self, mission_id: str, *, approve: bool, actor: str, comment: str | None = None,

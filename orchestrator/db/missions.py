@@ -90,7 +90,8 @@ def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> S
     if row.started_at is None:
         row.started_at = utcnow()
     row.finished_at = None
-    get_mission(session, mission_id).current_step = name
+    session.execute(update(Mission).where(Mission.id == mission_id).values(current_step=name)
+                    .execution_options(synchronize_session=False))
     append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
                  payload={"round": row.rounds})
     return row

@@ -1,0 +1,86 @@
+"""The journal of one node execution: what the model answered and what tools returned, for exact replays.
+
+A node that runs again (after an interrupt is resumed, or after its process died) finds its earlier model
+answers and tool results here and replays them: the model is not asked again and no tool runs twice.
+A new model answer is buffered and written in the same transaction as the next record of the node (the
+tool call it asked for, the approval, the end of the step), since a replay only needs the answers whose
+consequences were recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from langchain_core.messages import AIMessage, messages_from_dict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.audit import append_event
+from orchestrator.db import session_scope
+from orchestrator.db.journal import save_model_turn
+from orchestrator.db.models import ModelTurn, ToolCall
+
+__all__ = ["Journal"]
+
+
+@dataclass
+class _Turn:
+    key: str
+    message: AIMessage
+    agent: str
+    step: str
+    delegation_id: int | None
+
+
+@dataclass
+class Journal:
+    """Replays and records the model turns and tool calls of one agent loop."""
+
+    database_url: str
+    mission_id: str
+    turns: dict[str, AIMessage] = field(default_factory=dict)
+    calls: dict[str, ToolCall] = field(default_factory=dict)
+    _pending: list[_Turn] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, database_url: str, mission_id: str, *, agent: str, scope: str) -> Journal:
+        """Everything already recorded for this agent in this scope (one query each)."""
+        journal = cls(database_url, mission_id)
+        with session_scope(database_url) as session:
+            rows = session.execute(select(ModelTurn.key, ModelTurn.message).where(
+                ModelTurn.mission_id == mission_id, ModelTurn.key.startswith(f"{agent}:{scope}:", autoescape=True)))
+            for key, message in rows:
+                (parsed,) = messages_from_dict([message])
+                journal.turns[key] = parsed  # type: ignore[assignment]
+            calls = session.scalars(select(ToolCall).where(ToolCall.mission_id == mission_id, ToolCall.agent == agent))
+            journal.calls = {row.call_id: row for row in calls}
+        return journal
+
+    def add_turn(self, key: str, message: AIMessage, *, agent: str, step: str, delegation_id: int | None) -> None:
+        self.turns[key] = message
+        self._pending.append(_Turn(key, message, agent, step, delegation_id))
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that first records the buffered model turns, then whatever the caller adds."""
+        with session_scope(self.database_url) as session:
+            self._flush_into(session)
+            yield session
+
+    def flush(self) -> None:
+        if self._pending:
+            with self.write():
+                pass
+
+    def _flush_into(self, session: Session) -> None:
+        for turn in self._pending:
+            save_model_turn(session, mission_id=self.mission_id, key=turn.key, message=turn.message)
+            text = turn.message.content if isinstance(turn.message.content, str) else str(turn.message.content)
+            if not text.strip():
+                continue  # a turn that only calls tools is shown by its tool.called events
+            append_event(session, mission_id=self.mission_id, kind="message", actor=turn.agent, step=turn.step,
+                         delegation_id=turn.delegation_id,
+                         payload={"text": text, "tool_calls": [c["name"] for c in turn.message.tool_calls]})
+        self._pending.clear()
