@@ -189,3 +189,78 @@ def test_deleting_an_audit_row_is_detected(tmp_path: Path, sqlite_url: str, work
     with session_scope(sqlite_url) as session:
         report = verify_chain(session, mission_id)
     assert not report.intact and report.first_bad_seq == events[4].seq
+
+
+@pytest.fixture
+def demo_workspace(workspace: Path) -> Path:
+    from tools.ml.demo import build_demo_workspace
+
+    build_demo_workspace(workspace)
+    return workspace
+
+
+def _failing_evaluation_scripts(*, second_round_candidate: bool) -> dict:
+    evaluate_args = {"model_path": "models/anomaly-detector", "reference_path": "data/reference.csv",
+                     "current_path": "data/current.csv"}
+    second = dict(evaluate_args, candidate_path="models/anomaly-detector-candidate") if second_round_candidate \
+        else evaluate_args
+    lead = [
+        handoff("data-scientist", "fe-align", "Align thresholds"), ai("aligned"),
+        ai("designed"), ai("implemented"),
+        ai("", call("evaluate_model", "fe-eval-1", **evaluate_args)), ai("evaluation 1 below thresholds"),
+        ai("", call("evaluate_model", "fe-eval-2", **second)), ai("evaluation 2 done"),
+        ai("packaged"), ai("released"), ai("reported"),
+    ]
+    retrain = [ai("", call("retrain_candidate", "fe-ds-3", model_path="models/anomaly-detector",
+                           reference_path="data/reference.csv", current_path="data/current.csv",
+                           label_column="is_anomaly"))] \
+        if second_round_candidate else []
+    ds = [ai("", call("align_data", "fe-ds-1", model_path="models/anomaly-detector",
+                      reference_path="data/reference.csv", current_path="data/current.csv",
+                      constraints=["alert on precision drop >5%"])),
+          submit("fe-ds-2", "thresholds written"),
+          *retrain, submit("fe-ds-4", "diagnosed the shift")]
+    return {"ml-engineer": lead, "data-scientist": ds}
+
+
+def test_failed_evaluation_goes_to_the_data_scientist_then_escalates(tmp_path: Path, sqlite_url: str,
+                                                                   demo_workspace: Path) -> None:
+    scripts = Scripts(_failing_evaluation_scripts(second_round_candidate=False))
+    with Runner(_settings(tmp_path, sqlite_url, max_eval_rounds=2), model_factory=scripts.factory) as runner:
+        mission_id = runner.submit(MISSION_TEXT, workspace=demo_workspace)
+        assert runner.run(mission_id) == "waiting_approval"
+        view = _view(sqlite_url, mission_id)
+        [escalation] = [a for a in view["approvals"] if a["status"] == "pending"]
+        assert escalation["kind"] == "escalation" and "after 2 rounds" in escalation["question"]
+        runner.decide(mission_id, approve=True, actor="lead-reviewer", comment="ship with monitoring")
+        assert runner.run(mission_id) == "waiting_approval"  # the release gate
+        runner.decide(mission_id, approve=True, actor="lead-reviewer")
+        assert runner.run(mission_id) == "completed"
+    view = _view(sqlite_url, mission_id)
+    remediation = [d for d in view["delegations"] if d["reason"] == "underperforms"]
+    assert [(d["from_agent"], d["to_agent"], d["step"]) for d in remediation] == [
+        ("ml-engineer", "data-scientist", "evaluate")]
+    assert "precision" in remediation[0]["brief"]["context"]
+    evaluate = next(s for s in view["steps"] if s["name"] == "evaluate")
+    assert evaluate["rounds"] == 2
+    assert "risk.accepted" in [e.kind for e in _events(sqlite_url, mission_id)]
+
+
+def test_rejected_escalation_fails_the_mission(tmp_path: Path, sqlite_url: str, demo_workspace: Path) -> None:
+    scripts = Scripts(_failing_evaluation_scripts(second_round_candidate=False))
+    with Runner(_settings(tmp_path, sqlite_url, max_eval_rounds=2), model_factory=scripts.factory) as runner:
+        mission_id = runner.submit(MISSION_TEXT, workspace=demo_workspace)
+        assert runner.run(mission_id) == "waiting_approval"
+        runner.decide(mission_id, approve=False, actor="lead-reviewer")
+        assert runner.run(mission_id) == "failed"
+    assert "escalation rejected by lead-reviewer" in _view(sqlite_url, mission_id)["error"]
+
+
+def test_retrained_candidate_passes_re_evaluation(tmp_path: Path, sqlite_url: str, demo_workspace: Path) -> None:
+    scripts = Scripts(_failing_evaluation_scripts(second_round_candidate=True))
+    with Runner(_settings(tmp_path, sqlite_url), model_factory=scripts.factory) as runner:
+        mission_id = runner.submit(MISSION_TEXT, workspace=demo_workspace, auto_approve_by="test")
+        assert runner.run(mission_id) == "completed"
+    view = _view(sqlite_url, mission_id)
+    assert [a["kind"] for a in view["approvals"]] == ["release"]  # no escalation was needed
+    assert [s["rounds"] for s in view["steps"] if s["name"] == "evaluate"] == [2]
