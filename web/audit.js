@@ -59,8 +59,18 @@ function showVerdict(box, r) {
   } else {
     clear(box, h("span.icon", { "aria-hidden": "true" }, "✖"),
       h("strong", `Audit chain BROKEN at entry #${r.first_bad_seq}: ${r.reason || "hash mismatch"}`),
-      h("span.hint", ` (${r.events} events checked; entries before #${r.first_bad_seq} verify)`));
+      h("span.hint", ` (${r.events} events checked; entries before #${r.first_bad_seq} verify)`),
+      h("button.btn.small", { type: "button", onclick: () => showEntry(r.first_bad_seq) }, `Show entry #${r.first_bad_seq}`));
   }
+}
+
+function showEntry(seq) {
+  const row = document.querySelector(`#panel-audit ol.trail > li[data-seq="${seq}"]`);
+  if (!row) return;
+  row.hidden = false;
+  row.querySelector("details").open = true;
+  row.scrollIntoView({ block: "center" });
+  row.querySelector("summary").focus();
 }
 
 function showPair(box, pair) {
@@ -148,8 +158,8 @@ function summarize(e) {
   const p = e.payload || {};
   switch (e.kind) {
     case "handoff.started": return `→ ${agentName(p.to)}: ${p.brief?.task || p.reason || ""}`;
-    case "handoff.finished": return `← ${agentName(p.to)}: ${p.status || ""}`;
-    case "tool.called": return `${p.tool} (${p.status || "ok"}${p.decision && p.decision !== "allow" ? `, ${p.decision}` : ""})`;
+    case "handoff.finished": return `→ ${agentName(p.to)} (${p.status || ""}): ${clip(p.result?.summary, 90)}`;
+    case "tool.called": return `${p.tool} (${p.status || "ok"}${p.decision && !/^allow/.test(p.decision) ? `, ${p.decision}` : ""})`;
     case "message": return clip(p.text);
     case "user.message": return clip(p.text);
     case "step.finished": return `${p.status || ""} ${clip(p.summary, 80)}`;

@@ -107,8 +107,9 @@ export class Conversation {
     const from = agentName(event.agent);
     const to = agentName(p.to);
     const brief = p.brief || {};
+    // handoff.started is recorded by the delegating agent, handoff.finished by the one who did the work.
     const title = finished
-      ? `${to} → ${from}: ${p.status || "done"}${p.duration_ms ? ` in ${duration(p.duration_ms / 1000)}` : ""}`
+      ? `${from} → ${to}: result ${p.status || "returned"}${p.duration_ms ? ` in ${duration(p.duration_ms / 1000)}` : ""}`
       : `${from} → ${to}: ${brief.task || p.reason || "handoff"}`;
     const body = finished ? resultView(p.result) : briefView(brief, p.reason);
     return h("details.entry.handoff", { class: finished ? "back" : "out" },
@@ -131,8 +132,8 @@ export class Conversation {
       h("summary",
         h("span.tool-icon", { "aria-hidden": "true" }, "⚙"),
         h("span.title", this.who(event), " called ", h("code", p.tool || "tool")),
-        h("span.tag", { class: status === "error" || status === "denied" ? "bad" : "" }, p.decision && p.decision !== "allow"
-          ? `${status} · ${p.decision}` : status),
+        h("span.tag", { class: status === "ok" || status === "success" ? "" : "bad" },
+          p.decision && !/^allow/.test(p.decision) ? `${status} · ${p.decision}` : status),
         p.duration_ms !== undefined ? h("span.tag", duration(p.duration_ms / 1000)) : null,
         this.stamp(event)),
       h("div.sub", "Arguments"), jsonBlock(p.args ?? {}, `Arguments of ${p.tool}`),

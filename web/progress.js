@@ -4,7 +4,7 @@ import { h, clear } from "./dom.js";
 import { STEPS, agentName, duration, shortHash } from "./format.js";
 
 const STATE_LABEL = {
-  pending: "not started", running: "running", completed: "done", failed: "failed",
+  pending: "not started", running: "running", done: "done", completed: "done", failed: "failed",
   skipped: "skipped", blocked: "blocked", cancelled: "cancelled",
 };
 
@@ -19,15 +19,16 @@ export function renderSteps(list, mission) {
       status = "running";
     }
     if (status === "running" && ["completed", "failed", "cancelled", "rejected"].includes(mission.status)) {
-      status = mission.status === "completed" ? "completed" : "failed"; // the run ended inside this step
+      status = mission.status === "completed" ? "done" : "failed"; // the run ended inside this step
     }
     const secs = step.duration_s ?? (step.started_at && status === "running"
       ? (Date.now() - new Date(step.started_at).getTime()) / 1000 : null);
     const label = `${i + 1}. ${name}: ${STATE_LABEL[status] || status}${secs ? `, ${duration(secs)}` : ""}` +
       (step.rounds > 1 ? `, ${step.rounds} rounds` : "");
-    return h("li", { class: `step ${status}`, "aria-current": status === "running" ? "step" : null,
+    const tone = status === "completed" ? "done" : status;
+    return h("li", { class: `step ${tone}`, "aria-current": status === "running" ? "step" : null,
       "aria-label": label, title: step.summary || label, dataset: { step: name, status } },
-      h("span.dot", { "aria-hidden": "true" }, status === "completed" ? "✓" : status === "failed" ? "✕" : String(i + 1)),
+      h("span.dot", { "aria-hidden": "true" }, tone === "done" ? "✓" : status === "failed" || status === "blocked" ? "✕" : String(i + 1)),
       h("span.step-name", name),
       h("span.step-state", STATE_LABEL[status] || status, secs ? ` · ${duration(secs)}` : "",
         step.rounds > 1 ? ` · ${step.rounds}×` : ""));

@@ -78,12 +78,18 @@ def _cli() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server_env() -> dict[str, str]:
+    """Extra ``ORCH_`` settings for this module's server (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]) -> Iterator[LiveServer]:
     """The real service, as a user starts it: a key from ``orchestrator keys create``, then ``orchestrator serve``."""
     home = tmp_path_factory.mktemp("orch-home")
     port = _free_port()
     env = {**os.environ, "ORCH_HOME": str(home), "ORCH_HOST": "127.0.0.1", "ORCH_PORT": str(port),
-           "ORCH_MODEL": "builtin"}
+           "ORCH_MODEL": "builtin", **server_env}
     env.pop("ORCH_DATABASE_URL", None)
     env.pop("ORCH_WORKSPACE_ROOTS", None)
     created = subprocess.run([_cli(), "keys", "create", "--role", "admin", "--name", "web-reviewer"], env=env,

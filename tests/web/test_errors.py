@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 import pytest
@@ -9,7 +10,16 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import DESKTOP, PHONE, LiveServer, shoot, sign_in
 
+TEMPLATE_TEXT = (files("orchestrator.data") / "anomaly-batch-scoring.md").read_text()
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    # One handoff per mission: the demo mission's second delegation trips the guard and the mission fails,
+    # with the reason recorded, the way a real limit stops a real mission.
+    return {"ORCH_MAX_HANDOFFS": "1"}
 
 
 def test_wrong_key_is_refused_with_a_clear_message(server: LiveServer, new_page: Any) -> None:
@@ -56,14 +66,12 @@ def test_unreachable_server_is_reported_and_retry_recovers(server: LiveServer, n
 
 
 def test_failed_mission_shows_status_and_error(server: LiveServer, new_page: Any) -> None:
-    # An empty workspace has none of the mission's inputs (no model, no data): the mission cannot succeed.
-    server.api("POST", "/workspaces", json={"name": "nothing-here", "template": "empty"})
-    created = server.api("POST", "/missions", json={
-        "text": "Mission: Productionize the churn model as a nightly batch job.\nInputs: models/churn/",
-        "workspace": "nothing-here"})
+    server.api("POST", "/workspaces", json={"name": "demo", "template": "demo"})
+    created = server.api("POST", "/missions", json={"text": TEMPLATE_TEXT, "workspace": "demo"})
     mission = server.wait_for_status(created["id"], {"failed", "completed", "rejected", "waiting_approval"},
                                      timeout_s=150)
-    assert mission["status"] == "failed", f"expected the mission on an empty workspace to fail: {mission['status']}"
+    assert mission["status"] == "failed", f"expected the one-handoff limit to stop the mission: {mission}"
+    assert "handoff" in mission["error"].lower()
 
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = new_page(viewport)

@@ -82,7 +82,7 @@ def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: An
     # The mission completes; every step of the stepper is done.
     expect(page.locator("#m-status")).to_have_text("completed", timeout=8 * MINUTE)
     for step in ("align", "design", "implement", "evaluate", "package", "release"):
-        expect(page.locator(f'#m-steps li[data-step="{step}"]')).to_have_attribute("data-status", "completed")
+        expect(page.locator(f'#m-steps li[data-step="{step}"]')).to_have_attribute("data-status", "done")
     expect(page.locator("#m-stream .entry.note.ok").last).to_contain_text("completed")
     page.locator("#m-stream details.tool summary").first.click()
     expect(page.locator("#m-stream details.tool[open] pre.json").first).to_be_visible()
@@ -153,6 +153,8 @@ def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: An
     expect(verdict).to_contain_text("edited")
     expect(page.locator('#panel-audit ol.trail > li[data-seq="5"]')).to_have_class(re.compile(r"\bbad\b"))
     expect(page.locator('#panel-audit ol.trail > li[data-seq="5"]')).to_contain_text("first bad entry")
+    page.get_by_role("button", name="Show entry #5").click()
+    expect(page.locator('#panel-audit ol.trail > li[data-seq="5"] details')).to_have_attribute("open", "")
     shoot(page, "audit-broken-desktop")
     phone.get_by_role("button", name="Verify again").click()
     expect(phone.locator("#panel-audit .verdict")).to_contain_text("BROKEN at entry #5")
