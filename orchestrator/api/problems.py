@@ -34,7 +34,7 @@ _STATUS: tuple[tuple[type[OrchestratorError], int], ...] = (
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": HTTPStatus(code).phrase, "content": {MEDIA_TYPE: {"schema": {"$ref":
                                                                                       "#/components/schemas/Problem"}}}}
-    for code in (401, 403, 404, 409, 422)
+    for code in (400, 401, 403, 404, 409, 422)
 }
 
 

@@ -23,11 +23,15 @@ def resolve_workspace(settings: Settings, value: str) -> Path:
     if "\x00" in value:
         raise InputError("workspace path contains a NUL byte")
     raw = Path(value).expanduser()
-    candidate = (raw if raw.is_absolute() else roots[0] / raw).resolve()
+    try:
+        candidate = (raw if raw.is_absolute() else roots[0] / raw).resolve()
+        is_dir = candidate.is_dir()
+    except OSError as exc:  # a name too long, a loop of links...
+        raise InputError(f"workspace {value[:80]!r} cannot be used: {exc.strerror}") from None
     if not any(root in candidate.parents for root in roots):
         raise InputError(f"workspace {value!r} is not a directory under the workspace roots "
                          f"({', '.join(str(r) for r in roots)})")
-    if not candidate.is_dir():
+    if not is_dir:
         raise InputError(f"workspace {value!r} does not exist or is not a directory (create it with "
                          "POST /api/v1/workspaces)")
     return candidate
