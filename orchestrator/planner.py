@@ -56,7 +56,8 @@ class BuiltinPlanner(BaseChatModel):
             return self._finish(Finish(summary=summary, status="failed"), is_sub, facts)
         start = _scope_start(messages, facts, is_sub)
         view = View(mission=self.mission, agent=facts.agent, step=facts.step, workspace=Path(facts.workspace),
-                    brief=_brief(messages[start - 1]) if is_sub else None, reason=facts.reason, round=facts.round,
+                    brief=_brief(messages[start - 1]) if is_sub else None, reason=facts.reason,
+                    round=max(facts.round - 1, 0),  # run facts count from 1; a View counts rounds already run
                     notes=tuple(_notes(messages[start - 1])) if not is_sub else ())
         generator = playbook(view)
         turns = _turns(messages[start:])

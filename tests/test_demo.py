@@ -1,0 +1,86 @@
+"""`orchestrator demo`, as the README runs it: the example mission on a generated workspace, to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCH_")}
+    env["ORCH_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, Path]:
+    root = tmp_path_factory.mktemp("demo")
+    workspace = root / "ws"
+    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "demo", "--workspace", str(workspace), "--json"],
+                            capture_output=True, text=True, env=_env(root / "home"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout), workspace, root / "home"
+
+
+def test_all_six_steps_done_with_each_sub_agent_and_an_intact_chain(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    view, _, home = demo
+    assert view["status"] == "completed"
+    steps = {s["name"]: s["status"] for s in view["steps"]}
+    assert all(steps[name] == "done" for name in ("align", "design", "implement", "evaluate", "package", "release"))
+    assert {d["to_agent"] for d in view["delegations"]} == {"data-scientist", "devops-engineer", "security-expert",
+                                                           "backend-developer"}
+    assert all(d["from_agent"] == "ml-engineer" and d["status"] == "completed" for d in view["delegations"])
+    assert [(a["kind"], a["status"], a["decided_by"]) for a in view["approvals"]] == [("release", "approved", "demo")]
+    verify = subprocess.run([sys.executable, "-m", "orchestrator.cli", "audit", "verify", view["id"]],
+                            capture_output=True, text=True, env=_env(home), timeout=120)
+    assert verify.returncode == 0 and "intact" in verify.stdout
+
+
+def test_evaluation_flags_exactly_the_injected_shift_and_the_precision_alert(
+        demo: tuple[dict[str, Any], Path, Path]) -> None:
+    view, workspace, _ = demo
+    evaluation = json.loads((workspace / "reports/evaluation.json").read_text())
+    drifted = sorted(f["name"] for f in evaluation["drift"]["features"] if f["drifted"])
+    assert drifted == sorted(view["injected_shift"]) and drifted
+    precision = next(a for a in evaluation["alerts"] if a["name"] == "precision_drop")
+    assert precision["fired"] and precision["value"] < precision["threshold"]
+    assert not any("injected" in path.name for path in workspace.rglob("*"))  # the answer is not in the workspace
+    html = (workspace / "reports/evaluation.html").read_text()
+    assert "<svg" in html
+    assert not re.search(r"""(src|href)=["']https?://""", html)  # self-contained: nothing fetched from a CDN
+
+
+def test_deliverables_are_valid_and_recorded_with_their_producer(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    view, workspace, _ = demo
+    dry_run = subprocess.run([sys.executable, "-m", "pipelines.batch_scoring", "--dry-run"], cwd=workspace,
+                             capture_output=True, text=True, timeout=300)
+    assert dry_run.returncode == 0, dry_run.stderr[-2000:]
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=workspace, capture_output=True,
+                           text=True, timeout=300)
+    assert tests.returncode == 0, tests.stdout[-2000:]
+    parity = json.loads((workspace / "reports/onnx-parity.json").read_text())
+    assert parity["max_abs_score_diff"] <= 1e-5 and parity["labels_identical"]
+    assert json.loads((workspace / "reports/hadolint.json").read_text()) == {"exit_code": 0, "threshold": "warning",
+                                                                            "issues": []}
+    notes = (workspace / "docs/deployment-notes.md").read_text()
+    for heading in ("Rollout", "Rollback", "Monitoring", "Resources and cost"):
+        assert f"## {heading}" in notes
+    recorded = {a["path"]: a for a in view["artifacts"]}
+    for path in ("pipelines/batch_scoring/__main__.py", "tests/test_batch_scoring.py", "monitoring/alerts.yaml",
+                 "Dockerfile", "registry/index.json", "reports/reproducibility-manifest.json", "deploy/cronjob.yaml",
+                 ".github/workflows/batch-scoring.yml", "docs/deployment-notes.md", "reports/mission-report.md"):
+        assert path in recorded, path
+        assert recorded[path]["agent"] and recorded[path]["step"]
+    onnx = next(p for p in recorded if p.endswith("model.onnx"))
+    assert (recorded[onnx]["agent"], recorded[onnx]["step"]) == ("ml-engineer", "package")
+    assert (recorded["docs/deployment-notes.md"]["agent"], recorded["docs/deployment-notes.md"]["step"]) == \
+        ("devops-engineer", "release")
