@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 
 from tools.context import ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
-from tools.ml.data import DataError, load_config, read_table
+from tools.ml.data import DataError, load_config, read_json, read_table
 from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
 from tools.sandbox import run_sandboxed
@@ -56,8 +56,7 @@ def estimate(ctx: ToolContext, *, config_path: str, benchmark_rows: int = 200_00
              window_hours: float = 0.0, vcpu_hour_usd: float = 0.048, vcpus: int = 1) -> dict[str, Any]:
     """Measure throughput on the workspace data and say whether the stated volume fits the window."""
     config = load_config(ctx.workspace, config_path)
-    alignment_file = ctx.workspace / ALIGNMENT_PATH
-    alignment = json.loads(alignment_file.read_text()) if alignment_file.is_file() else {}
+    alignment = read_json(ctx.workspace, ALIGNMENT_PATH)
     volume = expected_rows or int(config.get("expected_rows_per_night") or 0)
     window = (window_hours or float((config.get("schedule") or {}).get("window_hours") or 0)
               or float((alignment.get("constraints") or {}).get("window_hours") or 0))

@@ -18,7 +18,7 @@ from tools.ml.model import ModelError, file_sha256, load_model
 from tools.workspace import resolve_in_workspace
 
 __all__ = [
-    "DataError", "read_table", "profile_frame", "fingerprint", "locate", "load_config",
+    "DataError", "read_table", "read_json", "profile_frame", "fingerprint", "locate", "load_config",
     "profile_dataset", "fingerprint_dataset", "inspect_model", "locate_inputs",
 ]
 
@@ -72,6 +72,12 @@ def fingerprint(workspace: Path, path: str) -> dict[str, Any]:
     return {"path": path, "sha256": file_sha256(target), "bytes": target.stat().st_size, "rows": int(len(frame)),
             "columns": [str(c) for c in frame.columns],
             "schema_sha256": hashlib.sha256(",".join(map(str, frame.columns)).encode()).hexdigest()}
+
+
+def read_json(workspace: Path, path: str) -> dict[str, Any]:
+    """A JSON report of the workspace as a mapping ({} when it has not been written yet)."""
+    target = resolve_in_workspace(workspace, path)
+    return json.loads(target.read_text()) if target.is_file() else {}
 
 
 def load_config(workspace: Path, path: str = "pipelines/batch-scoring.yaml") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from langchain_core.tools import tool
 
 from tools.ml.alignment import ALIGNMENT_PATH, parse_constraints
 from tools.ml.capacity import COST_PATH
-from tools.ml.data import load_config
+from tools.ml.data import load_config, read_json
 from tools.ml.evaluation import EVALUATION_HTML, EVALUATION_PATH
 from tools.ml.injected import Ctx
 from tools.ml.model_registry import MANIFEST_PATH
@@ -41,10 +41,6 @@ _ARCH = {
 }
 
 
-def _json(workspace: Path, rel: str) -> dict[str, Any]:
-    path = workspace / rel
-    return json.loads(path.read_text()) if path.is_file() else {}
-
 
 @tool(parse_docstring=True)
 def write_design_doc(objective: str, serving_mode: str, constraints: list[str], inputs: list[str], *,
@@ -58,7 +54,7 @@ def write_design_doc(objective: str, serving_mode: str, constraints: list[str], 
         constraints: The mission's constraint sentences.
         inputs: The mission's inputs (paths).
     """
-    alignment = _json(ctx.workspace, ALIGNMENT_PATH)
+    alignment = read_json(ctx.workspace, ALIGNMENT_PATH)
     parsed = parse_constraints(constraints)
     config = load_config(ctx.workspace, next((i for i in inputs if i.endswith((".yaml", ".yml"))),
                                              "pipelines/batch-scoring.yaml"))
@@ -94,8 +90,8 @@ def write_design_doc(objective: str, serving_mode: str, constraints: list[str], 
 
 
 def _check_lines(workspace: Path, checks: dict[str, Any]) -> list[str]:
-    evaluation, parity = _json(workspace, EVALUATION_PATH), _json(workspace, PARITY_PATH)
-    hadolint, cost, security = _json(workspace, HADOLINT_PATH), _json(workspace, COST_PATH), _json(workspace, SECURITY_PATH)
+    evaluation, parity = read_json(workspace, EVALUATION_PATH), read_json(workspace, PARITY_PATH)
+    hadolint, cost, security = read_json(workspace, HADOLINT_PATH), read_json(workspace, COST_PATH), read_json(workspace, SECURITY_PATH)
     rows = []
     if "dry_run_exit_code" in checks:
         rows.append(("Dry run `python -m pipelines.batch_scoring --dry-run`", f"exit code {checks['dry_run_exit_code']}",
@@ -140,7 +136,7 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Pipeline config", "pipelines/batch-scoring.yaml"), ("Pipeline tests", "tests/test_batch_scoring.py"),
                     ("Alignment", ALIGNMENT_PATH), ("Design", DESIGN_PATH), ("Evaluation (JSON)", EVALUATION_PATH),
                     ("Evaluation (HTML)", EVALUATION_HTML), ("Alert rules", ALERTS_PATH),
-                    ("ONNX model", _json(ctx.workspace, PARITY_PATH).get("onnx", "model.onnx")),
+                    ("ONNX model", read_json(ctx.workspace, PARITY_PATH).get("onnx", "model.onnx")),
                     ("ONNX parity", PARITY_PATH),
                     ("Dockerfile", "Dockerfile"), ("Registry index", "registry/index.json"),
                     ("Reproducibility manifest", MANIFEST_PATH), ("Security review", SECURITY_PATH),

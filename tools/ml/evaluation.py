@@ -16,7 +16,7 @@ from sklearn.metrics import precision_score, recall_score
 
 from tools.ml.injected import Ctx
 from tools.ml.alignment import ALIGNMENT_PATH, align
-from tools.ml.data import DataError, fingerprint, read_table
+from tools.ml.data import DataError, fingerprint, read_json, read_table
 from tools.ml.drift import drift_table
 from tools.ml.metrics import Z_ONE_SIDED_95, performance
 from tools.ml.model import LoadedModel, ModelError, file_sha256, load_model
@@ -190,9 +190,7 @@ def evaluate_model(model_path: str, reference_path: str, current_path: str, labe
         segment_column: Column to slice bias metrics by; empty to take it from the alignment.
         candidate_path: Retrained candidate model folder to evaluate beside the production model.
     """
-    alignment = None
-    if (ctx.workspace / ALIGNMENT_PATH).is_file():
-        alignment = json.loads((ctx.workspace / ALIGNMENT_PATH).read_text())
+    alignment = read_json(ctx.workspace, ALIGNMENT_PATH) or None
     doc, ref, cur = evaluate(ctx.workspace, model_path=model_path, reference_path=reference_path,
                              current_path=current_path, label_column=label_column, segment_column=segment_column,
                              candidate_path=candidate_path, alignment=alignment)

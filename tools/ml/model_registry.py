@@ -16,6 +16,7 @@ from langchain_core.tools import tool
 from tools.context import ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.evaluation import EVALUATION_PATH
+from tools.ml.data import read_json
 from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, file_sha256, load_model
 from tools.ml.packaging import PARITY_PATH, RUNTIME_PACKAGES
@@ -26,10 +27,6 @@ MANIFEST_PATH = "reports/reproducibility-manifest.json"
 _TOOLKIT_PACKAGES = ("scipy", "skl2onnx", "onnx", "fairlearn", "jinja2", "matplotlib")
 _CODE_DIRS = ("pipelines", "service", "tests")
 
-
-def _read(workspace: Path, rel: str) -> dict[str, Any]:
-    path = workspace / rel
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def code_version(workspace: Path) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def register(ctx: ToolContext, *, model_path: str, version: str = "", stage: str
     folder = ctx.workspace / info.directory
     artifacts = [{"path": p.relative_to(ctx.workspace).as_posix(), "sha256": file_sha256(p), "bytes": p.stat().st_size}
                  for p in sorted(folder.iterdir()) if p.is_file()]
-    evaluation, alignment = _read(ctx.workspace, EVALUATION_PATH), _read(ctx.workspace, ALIGNMENT_PATH)
+    evaluation, alignment = read_json(ctx.workspace, EVALUATION_PATH), read_json(ctx.workspace, ALIGNMENT_PATH)
     entry = {
         "name": info.name, "version": version, "stage": stage, "estimator": info.estimator, "kind": info.kind,
         "features": info.features, "artifacts": artifacts,
@@ -66,13 +63,13 @@ def register(ctx: ToolContext, *, model_path: str, version: str = "", stage: str
                     "candidate": (evaluation.get("candidate") or {}).get("performance")},
         "thresholds": alignment.get("thresholds"),
         "datasets": evaluation.get("datasets") or alignment.get("datasets"),
-        "onnx_parity": {k: v for k, v in _read(ctx.workspace, PARITY_PATH).items()
+        "onnx_parity": {k: v for k, v in read_json(ctx.workspace, PARITY_PATH).items()
                         if k in ("status", "max_abs_score_diff", "labels_identical", "tolerance")} or None,
         "code_version": code_version(ctx.workspace),
     }
     rel = f"registry/{info.name}/{version}.json"
     ctx.write_text(rel, json.dumps(entry, indent=2), kind="registry")
-    index = _read(ctx.workspace, "registry/index.json") or {"models": {}}
+    index = read_json(ctx.workspace, "registry/index.json") or {"models": {}}
     versions = index["models"].setdefault(info.name, {})
     versions[version] = {"entry": rel, "stage": stage, "sha256": artifacts[0]["sha256"] if artifacts else None}
     ctx.write_text("registry/index.json", json.dumps(index, indent=2, sort_keys=True), kind="registry")

@@ -16,7 +16,7 @@ from langchain_core.tools import tool
 
 from tools.context import ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH, align
-from tools.ml.data import load_config, locate
+from tools.ml.data import load_config, locate, read_json
 from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
 from tools.ml.monitoring import ALERTS_PATH, alert_rules, render_rules
@@ -77,10 +77,8 @@ def generate_pipeline(ctx: ToolContext, *, config_path: str = "pipelines/batch-s
     config["output"].setdefault("metrics_path", "outputs/metrics.json")
     config["monitoring"] = {"enabled": True, "rules": ALERTS_PATH}
 
-    alignment: dict[str, Any] = {}
-    if (workspace / ALIGNMENT_PATH).is_file():
-        alignment = json.loads((workspace / ALIGNMENT_PATH).read_text())
-    elif features and (config.get("reference") or {}).get("path"):
+    alignment = read_json(workspace, ALIGNMENT_PATH)
+    if not alignment and features and (config.get("reference") or {}).get("path"):
         alignment = align(workspace, model_path=model_path, reference_path=config["reference"]["path"],
                           label_column=(config.get("input") or {}).get("label_column") or "")
     segment = (config.get("input") or {}).get("segment_column")

@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.capacity import COST_PATH
-from tools.ml.data import load_config
+from tools.ml.data import load_config, read_json
 from tools.ml.evaluation import EVALUATION_PATH
 from tools.ml.injected import Ctx
 from tools.ml.model_registry import MANIFEST_PATH
@@ -25,10 +25,6 @@ __all__ = ["deployment_notes", "write_deployment_notes", "NOTES_PATH"]
 NOTES_PATH = "docs/deployment-notes.md"
 
 
-def _json(workspace: Path, rel: str) -> dict[str, Any]:
-    path = workspace / rel
-    return json.loads(path.read_text()) if path.is_file() else {}
-
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
@@ -37,9 +33,9 @@ def _fmt(value: Any) -> str:
 def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[str]]:
     """The notes' markdown and the list of inputs that were missing (said in the notes, not invented)."""
     config = load_config(workspace, config_path)
-    cost, evaluation = _json(workspace, COST_PATH), _json(workspace, EVALUATION_PATH)
-    alignment, parity = _json(workspace, ALIGNMENT_PATH), _json(workspace, PARITY_PATH)
-    index = _json(workspace, "registry/index.json")
+    cost, evaluation = read_json(workspace, COST_PATH), read_json(workspace, EVALUATION_PATH)
+    alignment, parity = read_json(workspace, ALIGNMENT_PATH), read_json(workspace, PARITY_PATH)
+    index = read_json(workspace, "registry/index.json")
     rules_file = workspace / ALERTS_PATH
     rules = (yaml.safe_load(rules_file.read_text()) or {}).get("rules", []) if rules_file.is_file() else []
     missing = [rel for rel, doc in ((COST_PATH, cost), (EVALUATION_PATH, evaluation), (ALIGNMENT_PATH, alignment),

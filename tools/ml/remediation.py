@@ -16,7 +16,7 @@ from sklearn.base import clone
 
 from tools.context import ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
-from tools.ml.data import DataError, read_table
+from tools.ml.data import DataError, read_json, read_table
 from tools.ml.injected import Ctx
 from tools.ml.metrics import performance
 from tools.ml.model import ModelError, load_model
@@ -47,10 +47,8 @@ def retrain(ctx: ToolContext, *, model_path: str, reference_path: str, current_p
             precision_floor: float | None = None) -> dict[str, Any]:
     """Fit a clone of the production model on reference + the current rows not held out; save it as a candidate."""
     if precision_floor is None:
-        alignment = ctx.workspace / ALIGNMENT_PATH
-        if alignment.is_file():
-            metrics = (json.loads(alignment.read_text()).get("thresholds") or {}).get("metrics") or {}
-            precision_floor = (metrics.get("precision") or {}).get("floor")
+        metrics = (read_json(ctx.workspace, ALIGNMENT_PATH).get("thresholds") or {}).get("metrics") or {}
+        precision_floor = (metrics.get("precision") or {}).get("floor")
     loaded = load_model(ctx.workspace, model_path)
     if loaded.estimator is None:
         raise ModelError(f"{model_path!r} is ONNX only: retraining needs the scikit-learn estimator")
