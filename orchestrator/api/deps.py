@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,9 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id (a positive 64-bit integer).")]
+"""A path id the databases can hold: larger numbers are a validation error, not a driver overflow."""
 
 
 def get_session(service: ServiceDep) -> Iterator[Session]:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from orchestrator.api.deps import ApprovalReader, Decider, ServiceDep, SessionDep
+from orchestrator.api.deps import ApprovalReader, Decider, RowId, ServiceDep, SessionDep
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.schemas import ApprovalDecisionCreate, ApprovalPublic
 from orchestrator.db import session_scope
@@ -27,7 +27,7 @@ def list_approvals(session: SessionDep, caller: ApprovalReader,
 
 
 @router.post("/{approval_id}/decision", response_model=ApprovalPublic)
-def decide_approval(approval_id: int, body: ApprovalDecisionCreate, service: ServiceDep, caller: Decider) -> dict:
+def decide_approval(approval_id: RowId, body: ApprovalDecisionCreate, service: ServiceDep, caller: Decider) -> dict:
     """Approve or reject a gate; refused (409) when the quoted payload hash is not the pending one."""
     with session_scope(service.url) as session:
         row = session.get(Approval, approval_id)
