@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+from langchain_core.tools import InjectedToolArg
+from pydantic import SkipValidation
 
 from orchestrator.config import Settings
 
-__all__ = ["ToolContext", "Recorder", "Signal", "SignalKind", "ArtifactRef"]
+__all__ = ["ToolContext", "Ctx", "Recorder", "Signal", "SignalKind", "ArtifactRef"]
 
 SignalKind = Literal["underperforms", "infrastructure", "compliance", "access_denied"]
 """The seed's failure modes; a tool raises one and the graph routes along the matching edge."""
@@ -91,3 +94,11 @@ class ToolContext:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return self.record_file(target, kind=kind)
+
+
+Ctx = Annotated[ToolContext, InjectedToolArg, SkipValidation]
+"""The run context every tool takes as its last, keyword-only argument, hidden from the model's schema.
+
+``SkipValidation``: pydantic cannot validate ``recorder`` (a Protocol), and the executor must pass the very
+object it reads signals from afterwards, not a copy.
+"""

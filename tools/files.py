@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path, PurePosixPath
-from typing import Annotated
 
-from langchain_core.tools import InjectedToolArg, tool
-from pydantic import SkipValidation
+from langchain_core.tools import tool
 
 from orchestrator.errors import ToolError
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.workspace import relative_to_workspace, resolve_in_workspace
 
 __all__ = ["read_file", "list_files", "write_file", "edit_file", "artifact_kind", "CAPABILITIES"]
 
 # SkipValidation: pydantic cannot (and must not) rebuild the context; the tool needs the caller's object.
-_Ctx = Annotated[ToolContext, InjectedToolArg, SkipValidation]
 
 _MAX_LIST_ENTRIES = 500
 _SKIPPED_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".pytest_cache", ".mypy_cache",
@@ -65,7 +62,7 @@ def _read_text(target: Path, rel: str, limit: int) -> str:
 
 
 @tool(parse_docstring=True)
-def read_file(path: str, offset_line: int = 0, max_lines: int = 400, *, ctx: _Ctx) -> str:
+def read_file(path: str, offset_line: int = 0, max_lines: int = 400, *, ctx: Ctx) -> str:
     """Read a text file from the workspace, a window of lines at a time.
 
     The result starts with a header line `# <path>: lines A-B of N` (saying how to read the next
@@ -90,7 +87,7 @@ def read_file(path: str, offset_line: int = 0, max_lines: int = 400, *, ctx: _Ct
 
 
 @tool(parse_docstring=True)
-def list_files(path: str = ".", *, ctx: _Ctx) -> str:
+def list_files(path: str = ".", *, ctx: Ctx) -> str:
     """List the files under a workspace directory, recursively, with their sizes in bytes.
 
     Caches and virtualenvs (.git, __pycache__, .venv, node_modules...) are skipped; symlinks are listed
@@ -136,7 +133,7 @@ def _checked_size(text: str, ctx: ToolContext, rel: str) -> None:
 
 
 @tool(parse_docstring=True)
-def write_file(path: str, content: str, *, ctx: _Ctx) -> str:
+def write_file(path: str, content: str, *, ctx: Ctx) -> str:
     """Create or overwrite a text file in the workspace (parent folders are created) and record it as an artifact.
 
     Returns JSON with the path, size in bytes, sha256 and the artifact kind recorded.
@@ -155,7 +152,7 @@ def write_file(path: str, content: str, *, ctx: _Ctx) -> str:
 
 
 @tool(parse_docstring=True)
-def edit_file(path: str, old_text: str, new_text: str, *, ctx: _Ctx) -> str:
+def edit_file(path: str, old_text: str, new_text: str, *, ctx: Ctx) -> str:
     """Replace one exact occurrence of a piece of text in a workspace file and record the new version.
 
     The old text must appear exactly once (whitespace and indentation included); include enough

@@ -20,8 +20,7 @@ __all__ = ["capabilities", "profiles", "tools_for", "tool_by_name", "all_tools"]
 @lru_cache
 def capabilities() -> dict[str, tuple[BaseTool, ...]]:
     """Capability name -> the tools it grants. Built once from the tool modules' own tables."""
-    from tools import files, search, shell, tasks, tests_runner
-    from tools import ml
+    from tools import files, ml, search, shell, tasks, tests_runner
 
     table: dict[str, tuple[BaseTool, ...]] = {}
     for module in (files, shell, tests_runner, tasks, search, ml):

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
-from langchain_core.tools import InjectedToolArg, tool
-from pydantic import SkipValidation
+from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx
 from tools.redaction import redact
 from tools.sandbox import run_sandboxed
 
 __all__ = ["bash", "CAPABILITIES"]
 
 # SkipValidation: pydantic cannot (and must not) rebuild the context; the tool needs the caller's object.
-_Ctx = Annotated[ToolContext, InjectedToolArg, SkipValidation]
 
 
 @tool(parse_docstring=True)
-def bash(command: str, timeout_s: float | None = None, *, ctx: _Ctx) -> str:
+def bash(command: str, timeout_s: float | None = None, *, ctx: Ctx) -> str:
     """Run a bash command in the mission workspace, inside an isolated sandbox.
 
     The workspace is mounted read-write at /workspace, which is also the working directory and HOME;

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Literal
 
-from langchain_core.tools import InjectedToolArg, tool
-from pydantic import SkipValidation
+from langchain_core.tools import tool
 
 from orchestrator.errors import ToolError
-from tools.context import ToolContext
+from tools.context import Ctx
 
 __all__ = ["TaskStatus", "task_create", "task_update", "task_list", "CAPABILITIES"]
 
 # SkipValidation: pydantic cannot (and must not) rebuild the context; the tool needs the caller's object.
-_Ctx = Annotated[ToolContext, InjectedToolArg, SkipValidation]
 
 TaskStatus = Literal["open", "in_progress", "done", "blocked", "cancelled"]
 
 
 @tool(parse_docstring=True)
-def task_create(title: str, notes: str = "", links: list[str] | None = None, *, ctx: _Ctx) -> str:
+def task_create(title: str, notes: str = "", links: list[str] | None = None, *, ctx: Ctx) -> str:
     """Add a task to the mission's shared task list, owned by you, with status `open`; returns it as JSON with its id.
 
     Args:
@@ -37,7 +35,7 @@ def task_create(title: str, notes: str = "", links: list[str] | None = None, *, 
 
 @tool(parse_docstring=True)
 def task_update(task_id: int, status: TaskStatus, notes: str | None = None, links: list[str] | None = None,
-                *, ctx: _Ctx) -> str:
+                *, ctx: Ctx) -> str:
     """Change a task's status, and optionally replace its notes or add links; returns the task as JSON.
 
     Args:
@@ -54,7 +52,7 @@ def task_update(task_id: int, status: TaskStatus, notes: str | None = None, link
 
 
 @tool(parse_docstring=True)
-def task_list(*, ctx: _Ctx) -> str:
+def task_list(*, ctx: Ctx) -> str:
     """List every task of the mission with its id, status, owner, notes and links, as JSON `{"tasks": [...]}`.
 
     Args:

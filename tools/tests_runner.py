@@ -6,13 +6,12 @@ import json
 import shlex
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Annotated, Any
+from typing import Any
 
-from langchain_core.tools import InjectedToolArg, tool
-from pydantic import SkipValidation
+from langchain_core.tools import tool
 
 from orchestrator.errors import ToolError
-from tools.context import ToolContext
+from tools.context import Ctx
 from tools.redaction import redact
 from tools.sandbox import run_sandboxed
 from tools.workspace import relative_to_workspace, resolve_in_workspace
@@ -20,7 +19,6 @@ from tools.workspace import relative_to_workspace, resolve_in_workspace
 __all__ = ["run_tests", "parse_junit", "CAPABILITIES"]
 
 # SkipValidation: pydantic cannot (and must not) rebuild the context; the tool needs the caller's object.
-_Ctx = Annotated[ToolContext, InjectedToolArg, SkipValidation]
 
 _REPORT_DIR = ".orchestrator"
 _MAX_FAILURES = 20
@@ -52,7 +50,7 @@ def parse_junit(xml_text: str) -> dict[str, Any]:
 
 
 @tool(parse_docstring=True)
-def run_tests(path: str = "tests", extra_args: str = "", *, ctx: _Ctx) -> str:
+def run_tests(path: str = "tests", extra_args: str = "", *, ctx: Ctx) -> str:
     """Run the workspace's pytest tests in the sandbox and summarise the outcome.
 
     Returns JSON with passed, failed, errors, skipped, total, failures (test id and message, at most

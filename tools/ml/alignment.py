@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.tools import tool
 
-from tools.ml.injected import Ctx
+from tools.context import Ctx
 from tools.ml.data import DataError, fingerprint, profile_frame, read_table
 from tools.ml.metrics import min_positives_for_drop, performance
 from tools.ml.model import ModelError, file_sha256, load_model

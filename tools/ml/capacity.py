@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import DataError, load_config, read_json, read_table
-from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
 from tools.sandbox import run_sandboxed
 

@@ -13,7 +13,7 @@ import yaml
 from langchain_core.tools import tool
 
 from orchestrator.errors import ToolError
-from tools.ml.injected import Ctx
+from tools.context import Ctx
 from tools.ml.model import ModelError, file_sha256, load_model
 from tools.workspace import resolve_in_workspace
 

@@ -14,7 +14,7 @@ from fairlearn.metrics import MetricFrame, selection_rate
 from langchain_core.tools import tool
 from sklearn.metrics import precision_score, recall_score
 
-from tools.ml.injected import Ctx
+from tools.context import Ctx
 from tools.ml.alignment import ALIGNMENT_PATH, align
 from tools.ml.data import DataError, fingerprint, read_json, read_table
 from tools.ml.drift import drift_table

@@ -13,11 +13,10 @@ from typing import Any
 
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
-from tools.ml.evaluation import EVALUATION_PATH
 from tools.ml.data import read_json
-from tools.ml.injected import Ctx
+from tools.ml.evaluation import EVALUATION_PATH
 from tools.ml.model import ModelError, file_sha256, load_model
 from tools.ml.packaging import PARITY_PATH, RUNTIME_PACKAGES
 

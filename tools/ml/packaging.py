@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.data import DataError, load_config, read_table
-from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, file_sha256, load_model
 
 __all__ = ["export_onnx_model", "onnx_export", "build_container", "write_container", "hadolint_binary",

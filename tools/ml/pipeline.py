@@ -14,10 +14,9 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH, align
 from tools.ml.data import load_config, locate, read_json
-from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
 from tools.ml.monitoring import ALERTS_PATH, alert_rules, render_rules
 from tools.ml.report import TEMPLATES

@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 from langchain_core.tools import tool
 
+from tools.context import Ctx
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.capacity import COST_PATH
 from tools.ml.data import load_config, read_json
 from tools.ml.evaluation import EVALUATION_PATH
-from tools.ml.injected import Ctx
 from tools.ml.model_registry import MANIFEST_PATH
 from tools.ml.monitoring import ALERTS_PATH
 from tools.ml.packaging import PARITY_PATH

@@ -14,10 +14,9 @@ import yaml
 from langchain_core.tools import tool
 from sklearn.base import clone
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import DataError, read_json, read_table
-from tools.ml.injected import Ctx
 from tools.ml.metrics import performance
 from tools.ml.model import ModelError, load_model
 

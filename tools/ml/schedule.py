@@ -10,10 +10,9 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.capacity import COST_PATH
 from tools.ml.data import load_config
-from tools.ml.injected import Ctx
 from tools.ml.report import TEMPLATES
 
 __all__ = ["write_schedule", "write_ci_workflow", "check_cronjob", "check_workflow", "SCHEDULE_PATH", "CI_PATH"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_core.tools import tool
 
-from tools.ml.injected import Ctx
+from tools.context import Ctx
 
 __all__ = ["scan", "security_scan", "SECURITY_PATH"]
 

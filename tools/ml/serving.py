@@ -9,9 +9,8 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
-from tools.context import ToolContext
+from tools.context import Ctx, ToolContext
 from tools.ml.data import load_config
-from tools.ml.injected import Ctx
 from tools.ml.model import ModelError, load_model
 from tools.ml.report import TEMPLATES
 
