@@ -86,7 +86,7 @@ def run_bare(tmp: Path, missions: int, workspace: Path, settings: Settings) -> f
     start = time.perf_counter()
     for index in range(missions):
         state_model[:] = [ScriptedChatModel(messages=iter(_script(f"bare{index}")))]
-        graph.invoke({"messages": []}, {"configurable": {"thread_id": f"bare-{index}"}})
+        graph.invoke({"messages": []}, {"configurable": {"thread_id": f"bare-{index}"}}, durability="sync")
     return (time.perf_counter() - start) / (missions * len(STEPS))
 
 

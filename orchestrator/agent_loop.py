@@ -16,8 +16,8 @@ from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.context import RunContext
 from orchestrator.errors import LimitExceeded
 from orchestrator.executor import execute_tool_call
-from orchestrator.journal import Journal
 from orchestrator.handoff import SUBMIT_RESULT, create_handoff_tool, handoff_target, submit_result_tool
+from orchestrator.journal import Journal
 from tools.context import Signal
 from tools.redaction import redact
 from tools.registry import tools_for
@@ -56,7 +56,7 @@ def _ask_model(journal: Journal, agent: AgentSpec, bound, system: str, messages:
 
 def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[BaseMessage], step: str,
               scope: str, delegation_id: int | None = None, peers: list[AgentSpec] = (),  # type: ignore[assignment]
-              is_sub: bool = False) -> LoopResult:
+              is_sub: bool = False, journal: Journal | None = None) -> LoopResult:
     """Run ``agent`` from ``history`` until it answers, hands off (lead) or submits its result (sub-agent)."""
     tools = tools_for(agent.tools, profile=agent.tooling_profile)
     allowed = {tool.name: tool for tool in tools}
@@ -64,7 +64,7 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
     bound = run.model_factory(agent, run).bind_tools([*tools, *control])
     peer_names = {peer.name for peer in peers}
     messages = list(history)
-    out = LoopResult(journal=Journal.load(run.database_url, run.mission_id, agent=agent.name, scope=scope))
+    out = LoopResult(journal=journal or Journal.load(run.database_url, run.mission_id, agent=agent.name, scope=scope))
     for _ in range(run.settings.max_agent_turns):
         answer = _ask_model(out.journal, agent, bound, system, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
                             delegation_id=delegation_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Event, Mission, utcnow
@@ -40,6 +40,12 @@ def event_hash(*, mission_id: str, seq: int, ts: datetime, kind: str, actor: str
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _forget_heads(session: Session, _transaction: object) -> None:
+    """The cached chain heads are only valid inside the transaction that holds the append lock."""
+    session.info.pop("chain_heads", None)
+
+
 _LAST = (select(Event.seq, Event.hash).where(Event.mission_id == bindparam("mission_id"))
          .order_by(Event.seq.desc()).limit(1))
 _INSERT = insert(Event).returning(Event.id)
@@ -51,17 +57,22 @@ def append_event(session: Session, *, mission_id: str, kind: str, actor: str, st
     """Append one event to the mission's chain inside the caller's transaction; returns it (detached)."""
     # Statements are built once and run at the Core level: this is the hottest write of every run.
     conn = session.connection()
-    if conn.dialect.name != "sqlite":
-        # Serialise appends per mission: PostgreSQL row lock (SQLite already holds the write lock from BEGIN).
-        conn.execute(_LOCK, {"mission_id": mission_id})
-    last = conn.execute(_LAST, {"mission_id": mission_id}).first()
-    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    heads: dict[str, tuple[int, str]] = session.info.setdefault("chain_heads", {})
+    if mission_id in heads:  # appended before in this transaction, which still holds the lock
+        seq, prev = heads[mission_id][0] + 1, heads[mission_id][1]
+    else:
+        if conn.dialect.name != "sqlite":
+            # Serialise appends per mission: PostgreSQL row lock (SQLite holds the write lock from BEGIN).
+            conn.execute(_LOCK, {"mission_id": mission_id})
+        last = conn.execute(_LAST, {"mission_id": mission_id}).first()
+        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     payload = json.loads(json.dumps(payload or {}, default=str))
     ts = utcnow()
     values = {"mission_id": mission_id, "seq": seq, "ts": ts, "kind": kind, "actor": actor, "step": step,
               "delegation_id": delegation_id, "payload": payload, "prev_hash": prev}
     values["hash"] = event_hash(**values)
     event_id = conn.execute(_INSERT, values).scalar_one()
+    heads[mission_id] = (seq, values["hash"])
     return Event(id=event_id, **values)
 
 

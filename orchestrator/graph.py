@@ -21,18 +21,25 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from sqlalchemy import bindparam, select
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
 from orchestrator.audit import append_event
 from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
-from orchestrator.db.delegations import close_delegation, count_delegations, find_open_delegation, open_delegation
-from orchestrator.db.missions import STEPS, finish_step, start_step
-from orchestrator.db.models import Event, Step
+from orchestrator.db.delegations import (
+    close_delegation,
+    count_delegations,
+    find_open_delegation,
+    open_delegation,
+)
+from orchestrator.db.missions import STEPS, finish_step, start_step, step_status
+from orchestrator.db.models import Event
 from orchestrator.errors import LimitExceeded
 from orchestrator.executor import gate
 from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
+from orchestrator.journal import Journal
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
 from orchestrator.state import MissionState, PendingHandoff
 
@@ -54,23 +61,36 @@ def _signals_of(state: MissionState) -> list[dict[str, Any]]:
     return list(state.get("signals") or [])
 
 
-def _open_step(run: RunContext, step: str, *, notes_after: int | None) -> tuple[int, list[str], int]:
-    """Mark the step running unless a replay already did; returns its round and the user messages not yet seen."""
-    from sqlalchemy import select
+_NOTES = (select(Event.seq, Event.payload)
+          .where(Event.mission_id == bindparam("mission_id"), Event.kind == "user.message",
+                 Event.seq > bindparam("after"))
+          .order_by(Event.seq))
 
-    with session_scope(run.database_url) as session:
-        row = session.scalar(select(Step).where(Step.mission_id == run.mission_id, Step.name == step))
-        if row is None or row.status != "running":
-            row = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+
+def _open_step(run: RunContext, step: str, *,
+               notes_after: int | None) -> tuple[int, list[str], int, Journal]:
+    """The step's round (starting it unless the previous step or a replay already did), the user messages
+    not yet seen, and the journal of this round; returns (round, notes, last note seq, journal)."""
+    with session_scope(run.database_url, readonly=True) as session:
+        current = step_status(session, mission_id=run.mission_id, name=step)
         notes: list[str] = []
         seen = notes_after or 0
         if notes_after is not None:
-            rows = session.execute(select(Event.seq, Event.payload).where(
-                Event.mission_id == run.mission_id, Event.kind == "user.message", Event.seq > notes_after)
-                .order_by(Event.seq)).all()
+            rows = session.connection().execute(_NOTES, {"mission_id": run.mission_id, "after": notes_after}).all()
             notes = [str(r.payload.get("text", "")) for r in rows]
             seen = rows[-1].seq if rows else notes_after
-        return row.rounds, notes, seen
+        if current is not None and current[0] == "running":
+            rounds = current[1]
+            journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds),
+                                   session=session)
+            return rounds, notes, seen, journal
+    with session_scope(run.database_url) as session:
+        rounds = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+    return rounds, notes, seen, Journal(run.database_url, run.mission_id)  # a new round has no records yet
+
+
+def _scope(step: str, rounds: int) -> str:
+    return f"{step}.r{rounds}"
 
 
 def _route_after(step: str, signals: list[dict[str, Any]], state: MissionState, run: RunContext,
@@ -116,7 +136,8 @@ def _make_step_node(step: str):  # noqa: ANN202
         run = runtime.context
         lead = run.agents[LEAD_AGENT]
         starting = not (state.get("step") == step and state.get("step_open"))
-        rounds, notes, seen = _open_step(run, step, notes_after=(state.get("notes_seq") or 0) if starting else None)
+        rounds, notes, seen, journal = _open_step(run, step,
+                                                  notes_after=(state.get("notes_seq") or 0) if starting else None)
         new_messages: list[Any] = []
         update: dict[str, Any] = {"step": step, "step_open": True}
         signals = [] if starting else _signals_of(state)
@@ -127,13 +148,14 @@ def _make_step_node(step: str):  # noqa: ANN202
                          "off to security-expert again for a re-review.")
             new_messages.append(step_message(lead, step, position, round_=rounds, note=note.strip()))
             update["notes_seq"] = seen
-        facts = RunFacts(agent=lead.name, step=step, round=rounds, reason="planned", scope=f"{step}.r{rounds}",
+        facts = RunFacts(agent=lead.name, step=step, round=rounds, reason="planned", scope=_scope(step, rounds),
                          workspace=str(run.workspace))
         peers = [run.agents[name] for name in HANDOFF_EDGES[lead.name]]
         from orchestrator.agent_loop import run_agent
 
         result = run_agent(run=run, agent=lead, system=system_prompt(lead, run.mission, facts, peers=peers),
-                           history=[*state["messages"], *new_messages], step=step, scope=facts.scope, peers=peers)
+                           history=[*state["messages"], *new_messages], step=step, scope=facts.scope, peers=peers,
+                           journal=journal)
         update["messages"] = [*new_messages, *result.messages]
         signals += [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
         update["signals"] = signals
@@ -149,8 +171,12 @@ def _make_step_node(step: str):  # noqa: ANN202
         if step == "evaluate" and goto in ("data-scientist", "escalate"):
             status = "failed"
         with result.journal.write() as session:
-            finish_step(session, mission_id=run.mission_id, name=step, actor=lead.name, status=status,
-                        summary=summary)
+            # Idempotent on a replay: only the round that is still running is finished (and the next one started).
+            if step_status(session, mission_id=run.mission_id, name=step) == ("running", rounds):
+                finish_step(session, mission_id=run.mission_id, name=step, actor=lead.name, status=status,
+                            summary=summary)
+                if goto in LEAD_STEPS:  # the next step starts as this one ends: one transaction, one moment
+                    start_step(session, mission_id=run.mission_id, name=goto, actor=lead.name)
         update.update(extra, step_open=False)
         if step == "evaluate":
             update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1

@@ -45,16 +45,26 @@ class Journal:
     _pending: list[_Turn] = field(default_factory=list)
 
     @classmethod
-    def load(cls, database_url: str, mission_id: str, *, agent: str, scope: str) -> Journal:
-        """Everything already recorded for this agent in this scope (one query each)."""
+    def load(cls, database_url: str, mission_id: str, *, agent: str, scope: str,
+             session: Session | None = None) -> Journal:
+        """What is already recorded for this agent in this scope: nothing, unless the node is replaying.
+
+        Pass ``session`` to read inside a transaction the caller already holds (one round trip less).
+        """
+        if session is None:
+            with session_scope(database_url, readonly=True) as own:
+                return cls.load(database_url, mission_id, agent=agent, scope=scope, session=own)
         journal = cls(database_url, mission_id)
-        with session_scope(database_url) as session:
-            rows = session.execute(select(ModelTurn.key, ModelTurn.message).where(
-                ModelTurn.mission_id == mission_id, ModelTurn.key.startswith(f"{agent}:{scope}:", autoescape=True)))
-            for key, message in rows:
-                (parsed,) = messages_from_dict([message])
-                journal.turns[key] = parsed  # type: ignore[assignment]
-            calls = session.scalars(select(ToolCall).where(ToolCall.mission_id == mission_id, ToolCall.agent == agent))
+        prefix = f"{agent}:{scope}:"
+        rows = session.execute(select(ModelTurn.key, ModelTurn.message).where(
+            ModelTurn.mission_id == mission_id, ModelTurn.key >= prefix, ModelTurn.key < prefix + "\uffff"))
+        for key, message in rows:
+            (parsed,) = messages_from_dict([message])
+            journal.turns[key] = parsed  # type: ignore[assignment]
+        call_ids = [c["id"] for turn in journal.turns.values() for c in turn.tool_calls if c["id"]]
+        if call_ids:  # tool results are only recorded after the turn that asked for them
+            calls = session.scalars(select(ToolCall).where(ToolCall.mission_id == mission_id,
+                                                           ToolCall.call_id.in_(call_ids)))
             journal.calls = {row.call_id: row for row in calls}
         return journal
 

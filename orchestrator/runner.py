@@ -24,10 +24,16 @@ from orchestrator.chat_models import model_name_for, settings_model_factory
 from orchestrator.checkpoint import open_checkpointer
 from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
-from orchestrator.db import engine_for, session_scope
+from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, pending_approvals
 from orchestrator.db.missions import (
-    TERMINAL, claim_mission, create_mission, get_mission, release_lease, renew_lease, set_status,
+    TERMINAL,
+    claim_mission,
+    create_mission,
+    get_mission,
+    release_lease,
+    renew_lease,
+    set_status,
 )
 from orchestrator.db.models import Mission
 from orchestrator.db.schema import upgrade
@@ -195,8 +201,10 @@ class Runner:
         if graph_input is not False:
             self._set(mission_id, "running")
             try:
+                # "sync": the checkpoint is written before the next step starts. The records share the database
+                # file, and a checkpoint written in the background would make them wait on SQLite's lock.
                 for _ in self.graph.stream(graph_input, self._config(mission_id), context=context,
-                                           stream_mode="updates"):
+                                           stream_mode="updates", durability="sync"):
                     if self._cancelled(mission_id):
                         return "cancelled"
             except (LimitExceeded, GraphRecursionError) as exc:
@@ -223,8 +231,8 @@ class Runner:
         if now - self._last_cancel_check < 0.5:
             return False
         self._last_cancel_check = now
-        with engine_for(self.url).connect() as conn:
-            return conn.execute(select(Mission.status).where(Mission.id == mission_id)).scalar() == "cancelled"
+        with session_scope(self.url, readonly=True) as session:
+            return session.scalar(select(Mission.status).where(Mission.id == mission_id)) == "cancelled"
 
     # -- human actions ----------------------------------------------------------------------------
     def decide(self, mission_id: str, *, approve: bool, actor: str, comment: str | None = None,

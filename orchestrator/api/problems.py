@@ -11,8 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.errors import (ConfigError, GuardrailViolation, InputError, InvalidTransition, LimitExceeded,
-                                 MissionNotFound, OrchestratorError, ToolDenied, ToolError)
+from orchestrator.errors import (
+    ConfigError,
+    GuardrailViolation,
+    InputError,
+    InvalidTransition,
+    LimitExceeded,
+    MissionNotFound,
+    OrchestratorError,
+    ToolDenied,
+    ToolError,
+)
 
 __all__ = ["install_problem_handlers", "problem", "PROBLEM_RESPONSES", "status_for"]
 

@@ -45,9 +45,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
-            # Take the write lock up front: the audit chain reads the last hash and appends in one transaction,
-            # and a deferred transaction would fail instead of waiting when two processes race.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: the audit chain reads the last hash and appends in one
+            # transaction, and a deferred transaction would fail instead of waiting when two processes race.
+            # Read-only scopes begin deferred and never block a writer (WAL).
+            readonly = conn.get_execution_options().get("orch_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -63,15 +65,16 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-@lru_cache(maxsize=8)
-def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+@lru_cache(maxsize=16)
+def _factory(url: str, readonly: bool) -> sessionmaker[Session]:
+    engine = engine_for(url)
+    return sessionmaker(engine.execution_options(orch_readonly=True) if readonly else engine, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session committed on success and rolled back on error."""
-    session = _factory(url)()
+def session_scope(url: str, *, readonly: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error; ``readonly`` ones take no write lock."""
+    session = _factory(url, readonly)()
     try:
         yield session
         session.commit()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, messages_from_dict, message_to_dict
-from sqlalchemy import select
+from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.models import ModelTurn, ToolCall
+from orchestrator.db.models import ModelTurn, ToolCall, utcnow
 
 __all__ = ["find_model_turn", "save_model_turn", "find_tool_call", "save_tool_call"]
 
@@ -26,21 +26,17 @@ def find_model_turn(session: Session, *, mission_id: str, key: str) -> AIMessage
     return message
 
 
-def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIMessage) -> ModelTurn:
+def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIMessage) -> None:
     usage = message.usage_metadata or {}
-    row = ModelTurn(mission_id=mission_id, key=key, message=message_to_dict(message),
-                    input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"))
-    session.add(row)
-    session.flush()
-    return row
+    # Core inserts: the journal is written on every turn and never updated.
+    session.connection().execute(insert(ModelTurn), {
+        "mission_id": mission_id, "key": key, "message": message_to_dict(message), "created_at": utcnow(),
+        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")})
 
 
 def find_tool_call(session: Session, *, mission_id: str, call_id: str) -> ToolCall | None:
     return session.scalar(select(ToolCall).where(ToolCall.mission_id == mission_id, ToolCall.call_id == call_id))
 
 
-def save_tool_call(session: Session, **fields: Any) -> ToolCall:
-    row = ToolCall(**fields)
-    session.add(row)
-    session.flush()
-    return row
+def save_tool_call(session: Session, **fields: Any) -> None:
+    session.connection().execute(insert(ToolCall), {"created_at": utcnow(), **fields})

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
@@ -14,7 +14,7 @@ from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
-    "MissionStatus", "STEPS", "TERMINAL", "create_mission", "get_mission", "set_status", "start_step", "finish_step",
+    "MissionStatus", "STEPS", "TERMINAL", "create_mission", "get_mission", "set_status", "start_step", "finish_step", "step_status",
     "claim_next", "claim_mission", "renew_lease", "release_lease",
 ]
 
@@ -71,46 +71,55 @@ def set_status(session: Session, *, mission_id: str, status: MissionStatus, acto
     return mission
 
 
-def _step(session: Session, mission_id: str, name: str) -> Step:
-    row = session.scalar(select(Step).where(Step.mission_id == mission_id, Step.name == name))
-    if row is None:  # the report step and any future step are created on first use
-        position = session.scalar(select(Step.position).where(Step.mission_id == mission_id)
-                                  .order_by(Step.position.desc()).limit(1))
-        row = Step(mission_id=mission_id, name=name, position=(position or 0) + 1, status="pending")
-        session.add(row)
-        session.flush()
+_STEP = select(Step.id, Step.status, Step.rounds, Step.started_at).where(
+    Step.mission_id == bindparam("mission_id"), Step.name == bindparam("name"))
+
+
+def _step_row(session: Session, mission_id: str, name: str) -> Any:
+    """The step's (id, status, rounds, started_at); the report step and detours are created on first use."""
+    conn = session.connection()
+    row = conn.execute(_STEP, {"mission_id": mission_id, "name": name}).first()
+    if row is None:
+        position = conn.execute(select(func.max(Step.position)).where(Step.mission_id == mission_id)).scalar()
+        conn.execute(insert(Step).values(mission_id=mission_id, name=name, position=(position or 0) + 1,
+                                         status="pending", rounds=0))
+        row = conn.execute(_STEP, {"mission_id": mission_id, "name": name}).first()
     return row
 
 
-def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> Step:
-    """Mark a step running (again, on a later round) and record it."""
-    row = _step(session, mission_id, name)
-    row.status = "running"
-    row.rounds += 1
-    if row.started_at is None:
-        row.started_at = utcnow()
-    row.finished_at = None
-    session.execute(update(Mission).where(Mission.id == mission_id).values(current_step=name)
-                    .execution_options(synchronize_session=False))
+def step_status(session: Session, *, mission_id: str, name: str) -> tuple[str, int] | None:
+    """(status, rounds) of a step, or None when it has no row yet."""
+    row = session.connection().execute(_STEP, {"mission_id": mission_id, "name": name}).first()
+    return (row.status, row.rounds) if row else None
+
+
+def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> int:
+    """Mark a step running (again, on a later round) and record it; returns its round (from 1)."""
+    # Core statements: this runs at every step of every mission.
+    row = _step_row(session, mission_id, name)
+    now = utcnow()
+    conn = session.connection()
+    conn.execute(update(Step).where(Step.id == row.id).values(
+        status="running", rounds=row.rounds + 1, started_at=row.started_at or now, finished_at=None))
+    conn.execute(update(Mission).where(Mission.id == mission_id).values(current_step=name, updated_at=now))
     append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
-                 payload={"round": row.rounds})
-    return row
+                 payload={"round": row.rounds + 1})
+    return row.rounds + 1
 
 
 def finish_step(session: Session, *, mission_id: str, name: str, actor: str, status: str = "done",
-                summary: str = "") -> Step:
+                summary: str = "") -> None:
     """Mark a step done (or failed/blocked) with its summary and record it."""
-    row = _step(session, mission_id, name)
-    row.status = status
-    row.summary = summary
-    row.finished_at = utcnow()
-    started = row.started_at or row.finished_at
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=row.finished_at.tzinfo)
-    duration_s = (row.finished_at - started).total_seconds()
+    row = _step_row(session, mission_id, name)
+    now = utcnow()
+    session.connection().execute(update(Step).where(Step.id == row.id).values(
+        status=status, summary=summary, finished_at=now))
+    started = row.started_at or now
+    if started.tzinfo is None:  # SQLite through Core hands back naive UTC
+        started = started.replace(tzinfo=now.tzinfo)
     append_event(session, mission_id=mission_id, kind="step.finished", actor=actor, step=name,
-                 payload={"status": status, "summary": summary, "duration_s": round(duration_s, 3)})
-    return row
+                 payload={"status": status, "summary": summary,
+                          "duration_s": round((now - started).total_seconds(), 3)})
 
 
 def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float,

@@ -1,7 +1,18 @@
 """One router per resource, all under ``/api/v1`` except the health probes and metrics."""
 
-from orchestrator.api.routers import (agents, approvals, artifacts, audit, delegations, events, health, me, missions,
-                                      mission_actions, workspaces)
+from orchestrator.api.routers import (
+                                      agents,
+                                      approvals,
+                                      artifacts,
+                                      audit,
+                                      delegations,
+                                      events,
+                                      health,
+                                      me,
+                                      mission_actions,
+                                      missions,
+                                      workspaces,
+)
 
 __all__ = ["API_ROUTERS", "health"]
 
