@@ -66,10 +66,10 @@ class StepPublic(BaseModel):
     duration_s: float | None
 
 
-class DelegationPublic(BaseModel):
+class _DelegationFacts(BaseModel):
+    """What one handoff carried and cost: shared by the delegation record and the graph edge."""
+
     id: int
-    from_agent: str
-    to_agent: str
     step: str
     reason: str
     status: str
@@ -83,6 +83,11 @@ class DelegationPublic(BaseModel):
     cost_usd: float | None
     from_sha256: str
     to_sha256: str
+
+
+class DelegationPublic(_DelegationFacts):
+    from_agent: str
+    to_agent: str
     checkpoint_id: str | None
 
 
@@ -235,26 +240,12 @@ class GraphNode(BaseModel):
     kind: Literal["lead", "sub"]
 
 
-class GraphEdge(BaseModel):
+class GraphEdge(_DelegationFacts):
     """One delegation, drawn as an edge from the agent who asked to the agent who did it."""
 
     model_config = ConfigDict(populate_by_name=True)
-    id: int
     from_: str = Field(alias="from")
     to: str
-    step: str
-    reason: str
-    status: str
-    brief: dict[str, Any]
-    result: dict[str, Any] | None
-    started_at: str | None
-    finished_at: str | None
-    duration_ms: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float | None
-    from_sha256: str
-    to_sha256: str
 
 
 class DelegationGraphPublic(BaseModel):

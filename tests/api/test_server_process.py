@@ -30,6 +30,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "server did not start: " + log.read_text()[-2000:]
+        time.sleep(0.2)
+
+
 class Server:
     def __init__(self, tmp: Path, scenario: str) -> None:
         self.tmp, self.scenario, self.port = tmp, scenario, _free_port()
@@ -51,14 +63,7 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.serve_scripted", "--scenario",
                                       self.scenario, "--port", str(self.port)], env=self.env, cwd=REPO,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start: " + Path(self.log.name).read_text()[-2000:])
+        _wait_healthy(self.base, self.proc, Path(self.log.name))
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -168,15 +173,7 @@ def test_demo_mission_over_http_with_the_builtin_planner(tmp_path: Path) -> None
                             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            time.sleep(0.2)
+        _wait_healthy(base, proc, tmp_path / "serve.log")
         text = (REPO / "orchestrator" / "data" / "anomaly-batch-scoring.md").read_text()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=60) as client:
             assert client.post("/api/v1/workspaces", json={"name": "demo", "template": "demo"}).status_code == 201

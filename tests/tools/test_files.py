@@ -19,12 +19,6 @@ def call(tool, ctx: ToolContext, **args):  # noqa: ANN001, ANN201 - thin test he
     return tool.invoke({**args, "ctx": ctx})
 
 
-@pytest.fixture
-def sibling(tmp_path: Path) -> Path:
-    other = tmp_path / "other-mission"
-    other.mkdir()
-    (other / "secret.txt").write_text("other mission's data\n")
-    return other
 
 
 # --- escapes -------------------------------------------------------------------------------------------

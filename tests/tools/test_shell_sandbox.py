@@ -30,13 +30,6 @@ def _bwrap_present() -> None:
     assert bwrap_path() is not None, "bubblewrap (bwrap) is required for the sandbox tests: apt-get install bubblewrap"
 
 
-@pytest.fixture
-def sibling(tmp_path: Path) -> Path:
-    """Another mission's workspace next to ours, holding a secret."""
-    other = tmp_path / "other-mission"
-    other.mkdir()
-    (other / "secret.txt").write_text("other mission's data\n")
-    return other
 
 
 def test_runs_in_workspace_with_project_python(tool_ctx: ToolContext) -> None:

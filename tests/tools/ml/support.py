@@ -17,6 +17,7 @@ from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.errors import ToolError
 from orchestrator.mission import MissionSpec, parse_mission
 from orchestrator.recorder import DatabaseRecorder
+from tests.support.missions import MISSION_TEXT
 from tools.context import Signal, ToolContext
 from tools.registry import tool_by_name, tools_for
 
@@ -86,13 +87,7 @@ def _allowed(agent: str) -> set[str]:
     return {t.name for t in tools_for(spec.tools, profile=spec.tooling_profile)}
 
 
-BATCH_MISSION = """/agent ml-engineer
-Mission: Productionize the anomaly detection model with batch scoring and drift monitoring.
-Inputs: models/anomaly-detector/, pipelines/batch-scoring.yaml.
-Constraints: Run nightly within 2-hour window; alert on precision drop >5%.
-Expected Deliverables: Updated pipelines, monitoring hooks, deployment notes.
-Validation: python -m pipelines.batch_scoring --dry-run, integration tests, CI pipeline run.
-"""
+BATCH_MISSION = MISSION_TEXT
 
 ONLINE_MISSION = """/agent ml-engineer
 Mission: Serve the anomaly detection model as an online inference API with drift monitoring.
