@@ -198,13 +198,19 @@ class Runner:
         graph_input = self._graph_input(mission_id)
         if graph_input == "waiting":
             return self._set(mission_id, "waiting_approval")
+        interrupted, outcome = False, None
         if graph_input is not False:
             self._set(mission_id, "running")
             try:
                 # "sync": the checkpoint is written before the next step starts. The records share the database
                 # file, and a checkpoint written in the background would make them wait on SQLite's lock.
-                for _ in self.graph.stream(graph_input, self._config(mission_id), context=context,
-                                           stream_mode="updates", durability="sync"):
+                for chunk in self.graph.stream(graph_input, self._config(mission_id), context=context,
+                                               stream_mode="updates", durability="sync"):
+                    # Where the run stopped is read off the updates: no need to load the whole state again.
+                    interrupted = interrupted or "__interrupt__" in chunk
+                    for update in chunk.values():
+                        if isinstance(update, dict) and update.get("outcome"):
+                            outcome = update["outcome"]
                     if self._cancelled(mission_id):
                         return "cancelled"
             except (LimitExceeded, GraphRecursionError) as exc:
@@ -216,10 +222,12 @@ class Runner:
             except Exception as exc:
                 log.exception("mission %s failed", mission_id)
                 return self._set(mission_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
-        snapshot = self.graph.get_state(self._config(mission_id))
-        if snapshot.interrupts:
+        else:
+            snapshot = self.graph.get_state(self._config(mission_id))
+            interrupted, outcome = bool(snapshot.interrupts), snapshot.values.get("outcome")
+        if interrupted:
             return self._set(mission_id, "waiting_approval")
-        outcome = str(snapshot.values.get("outcome") or "completed")
+        outcome = str(outcome or "completed")
         if outcome == "completed":
             return self._set(mission_id, "completed")
         status, _, reason = outcome.partition(": ")

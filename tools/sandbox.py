@@ -137,10 +137,11 @@ def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "b
     for entry in _ETC_ENTRIES:
         if os.path.lexists(entry):
             argv += ["--ro-bind-try", entry, entry]
+    # The private /tmp comes before the interpreter's binds: a checkout (and its .venv) may itself live in /tmp.
+    argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
     for root in _python_roots():
         argv += ["--ro-bind", root, root]
-    argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
-             "--bind", str(workspace.resolve()), WORKSPACE_MOUNT,
+    argv += ["--bind", str(workspace.resolve()), WORKSPACE_MOUNT,
              # The root is bwrap's own tmpfs: read-only, so only /workspace and /tmp take writes.
              "--remount-ro", "/", "--chdir", WORKSPACE_MOUNT, "--clearenv"]
     for key, value in sandbox_env(workspace=WORKSPACE_MOUNT).items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import shutil
 import socket
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from orchestrator.errors import ToolError
 from tools.context import ToolContext
-from tools.sandbox import WORKSPACE_MOUNT, bwrap_path, run_sandboxed
+from tools.sandbox import WORKSPACE_MOUNT, build_argv, bwrap_path, run_sandboxed
 from tools.shell import bash
 
 FAST = 3.0
@@ -224,3 +225,11 @@ def test_concurrent_calls_do_not_interfere(tool_ctx: ToolContext) -> None:
     for thread in threads:
         thread.join()
     assert {i: r["stdout_tail"] for i, r in results.items()} == {i: f"{i}\n" for i in range(4)}
+
+
+def test_private_tmp_does_not_hide_an_interpreter_installed_under_tmp(tmp_path: Path) -> None:
+    # A checkout (and its .venv) in /tmp must stay visible: /tmp's tmpfs is mounted before the binds.
+    argv = build_argv("true", workspace=tmp_path)
+    tmpfs = argv.index("--tmpfs")
+    binds = [i for i, arg in enumerate(argv) if arg == "--ro-bind" and argv[i + 1].startswith(sys.prefix)]
+    assert binds and all(i > tmpfs for i in binds)
