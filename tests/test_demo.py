@@ -84,3 +84,27 @@ def test_deliverables_are_valid_and_recorded_with_their_producer(demo: tuple[dic
     assert (recorded[onnx]["agent"], recorded[onnx]["step"]) == ("ml-engineer", "package")
     assert (recorded["docs/deployment-notes.md"]["agent"], recorded["docs/deployment-notes.md"]["step"]) == \
         ("devops-engineer", "release")
+
+
+def test_resuming_the_finished_mission_is_a_clear_error(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    view, _, home = demo
+    again = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", view["id"]], capture_output=True,
+                           text=True, env=_env(home), timeout=120)
+    assert again.returncode == 4 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == f"error: mission {view['id']} is already completed; nothing to run"
+
+
+def test_missions_show_and_audit_read_the_same_records(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    view, _, home = demo
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli", "missions", "show", view["id"], "--json"],
+                           capture_output=True, text=True, env=_env(home), timeout=120)
+    assert shown.returncode == 0
+    again = json.loads(shown.stdout)
+    for field in ("id", "status", "steps", "delegations", "approvals", "artifacts"):
+        assert again[field] == view[field]
+    review = subprocess.run([sys.executable, "-m", "orchestrator.cli", "audit", view["id"]], capture_output=True,
+                            text=True, env=_env(home), timeout=120)
+    assert review.returncode == 0
+    for agent in ("data-scientist", "devops-engineer", "security-expert", "backend-developer"):
+        assert f"-> {agent}" in review.stdout
+    assert "intact" in review.stdout.splitlines()[-1]
