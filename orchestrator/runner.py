@@ -99,6 +99,12 @@ class Runner:
     def submit(self, text: str, *, workspace: Path, owner: str = "cli", auto_approve_by: str | None = None,
                idempotency_key: str | None = None, request_sha256: str | None = None) -> str:
         """Validate and queue a mission; returns its id. Nothing is written when the input is bad."""
+        return self.create(text, workspace=workspace, owner=owner, auto_approve_by=auto_approve_by,
+                           idempotency_key=idempotency_key, request_sha256=request_sha256).id
+
+    def create(self, text: str, *, workspace: Path, owner: str = "cli", auto_approve_by: str | None = None,
+               idempotency_key: str | None = None, request_sha256: str | None = None) -> Mission:
+        """Like :meth:`submit`, returning the mission row as it was created (status ``queued``)."""
         spec = parse_mission(text)
         if spec.agent not in self.agents:
             raise InputError(f"/agent {spec.agent!r} is not a known agent; known: {', '.join(sorted(self.agents))}")
@@ -112,7 +118,7 @@ class Runner:
                                      model=model_name_for(lead, self.settings.model),
                                      auto_approve_by=auto_approve_by, idempotency_key=idempotency_key,
                                      request_sha256=request_sha256)
-            return mission.id
+            return mission
 
     # -- driving ----------------------------------------------------------------------------------
     def _context(self, mission_id: str) -> RunContext:

@@ -61,8 +61,8 @@ def create_mission(body: MissionCreate, response: Response, service: ServiceDep,
                 response.status_code = status.HTTP_200_OK
                 return mission_summary(existing)
     try:
-        mission_id = service.runner.submit(body.text, workspace=workspace, owner=caller.name,
-                                           idempotency_key=idempotency_key, request_sha256=digest)
+        created = service.runner.create(body.text, workspace=workspace, owner=caller.name,
+                                        idempotency_key=idempotency_key, request_sha256=digest)
     except IntegrityError:  # a concurrent request with the same key won the race
         with session_scope(service.url) as session:
             existing = _replayed(session, idempotency_key or "", digest)
@@ -70,11 +70,12 @@ def create_mission(body: MissionCreate, response: Response, service: ServiceDep,
                 raise
             response.status_code = status.HTTP_200_OK
             return mission_summary(existing)
+    # The answer describes the mission as created (queued), whatever a worker does with it a moment later.
+    summary = mission_summary(created)
     if service.pool is not None:
         service.pool.wake()
-    response.headers["Location"] = f"/api/v1/missions/{mission_id}"
-    with session_scope(service.url) as session:
-        return mission_summary(session.get(Mission, mission_id))  # type: ignore[arg-type]
+    response.headers["Location"] = f"/api/v1/missions/{created.id}"
+    return summary
 
 
 @router.post("/upload", response_model=MissionSummary, status_code=status.HTTP_201_CREATED)
@@ -86,12 +87,12 @@ def create_mission_from_archive(text: Annotated[str, Form(min_length=1, max_leng
     root = service.settings.resolved_workspace_roots[0]
     target = root / f"upload-{uuid.uuid4().hex[:12]}"
     unpack_archive(data, archive.filename or "", target, LIMITS)
-    mission_id = service.runner.submit(text, workspace=target, owner=caller.name)
+    created = service.runner.create(text, workspace=target, owner=caller.name)
+    summary = mission_summary(created)
     if service.pool is not None:
         service.pool.wake()
-    response.headers["Location"] = f"/api/v1/missions/{mission_id}"
-    with session_scope(service.url) as session:
-        return mission_summary(session.get(Mission, mission_id))  # type: ignore[arg-type]
+    response.headers["Location"] = f"/api/v1/missions/{created.id}"
+    return summary
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
