@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Event, Mission, utcnow
@@ -115,7 +115,3 @@ def verify_chain(session: Session, mission_id: str) -> ChainReport:
             return ChainReport(mission_id, False, len(rows), row.seq, row.id, bad_reason, prev)
         prev = row.hash
     return ChainReport(mission_id, True, len(rows), head=prev)
-
-
-def count_events(session: Session, mission_id: str) -> int:
-    return session.scalar(select(func.count()).select_from(Event).where(Event.mission_id == mission_id)) or 0

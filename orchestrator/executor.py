@@ -22,9 +22,8 @@ from orchestrator.audit import append_event
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, request_approval
-from orchestrator.db.journal import save_tool_call
 from orchestrator.errors import ToolDenied, ToolError
-from orchestrator.journal import Journal
+from orchestrator.journal import Journal, save_tool_call
 from orchestrator.recorder import DatabaseRecorder
 from tools.context import Signal, ToolContext
 from tools.policy import call_fingerprint, check_allowed, digest, production_targets

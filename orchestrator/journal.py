@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from langchain_core.messages import AIMessage, messages_from_dict
-from sqlalchemy import select
+from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.db import session_scope
-from orchestrator.db.journal import save_model_turn
-from orchestrator.db.models import ModelTurn, ToolCall
+from orchestrator.db.models import ModelTurn, ToolCall, utcnow
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "save_tool_call"]
 
 
 @dataclass
@@ -94,3 +94,16 @@ class Journal:
                          delegation_id=turn.delegation_id,
                          payload={"text": text, "tool_calls": [c["name"] for c in turn.message.tool_calls]})
         self._pending.clear()
+
+
+def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIMessage) -> None:
+    usage = message.usage_metadata or {}
+    # Core inserts: the journal is written on every turn and never updated.
+    session.connection().execute(insert(ModelTurn), {
+        "mission_id": mission_id, "key": key, "message": message_to_dict(message), "created_at": utcnow(),
+        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")})
+
+
+def save_tool_call(session: Session, **fields: Any) -> None:
+    """Record a finished tool call (its redacted result, digests, decision, signals) under its call id."""
+    session.connection().execute(insert(ToolCall), {"created_at": utcnow(), **fields})
