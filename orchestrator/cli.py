@@ -83,6 +83,10 @@ def _print_summary(view: dict[str, Any]) -> None:
     print(f"  audit chain: {'intact' if audit.get('intact') else 'BROKEN'} ({audit.get('events')} events)")
     if view["status"] == "waiting_approval":
         print(f"  waiting for approval: orchestrator approve {view['id']} [--reject]")
+    report = next((a["path"] for a in view["artifacts"] if a["path"] == "reports/mission-report.md"), None)
+    if report:
+        print(f"  report: {view['workspace']}/{report}")
+    print(f"  review: orchestrator missions show {view['id']} · orchestrator audit {view['id']}")
 
 
 @app.command()
