@@ -22,6 +22,7 @@ from orchestrator.audit import append_event
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, request_approval
+from orchestrator.db.models import Approval
 from orchestrator.errors import ToolDenied, ToolError
 from orchestrator.journal import Journal, save_tool_call
 from orchestrator.recorder import DatabaseRecorder
@@ -56,13 +57,12 @@ def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, questio
         if row.status == "pending" and run.auto_approve_by:
             row = decide_approval(session, mission_id=run.mission_id, approval_id=row.id, decision="approved",
                                   actor=run.auto_approve_by, comment="approved automatically")
-        approval_id, status, sha = row.id, row.status, row.payload_sha256
-    if not run.auto_approve_by:
-        interrupt({"approval_id": approval_id, "kind": kind, "question": question, "payload": payload,
-                   "payload_sha256": sha})
-    with session_scope(run.database_url) as session:
-        from orchestrator.db.models import Approval
-
+        approval_id, status, sha, by, comment = row.id, row.status, row.payload_sha256, row.decided_by, row.comment
+    if run.auto_approve_by:  # decided above, on the spot: nothing to wait for
+        return status, by or "", comment
+    interrupt({"approval_id": approval_id, "kind": kind, "question": question, "payload": payload,
+               "payload_sha256": sha})
+    with session_scope(run.database_url, readonly=True) as session:
         row = session.get(Approval, approval_id)
         assert row is not None
         status, by, comment = row.status, row.decided_by or "", row.comment

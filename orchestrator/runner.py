@@ -163,13 +163,16 @@ class Runner:
         stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
         heartbeat.start()
+        status: str | None = None
         try:
-            return self._drive(mission_id)
+            status = self._drive(mission_id)
+            return status
         finally:
             stop.set()
             heartbeat.join(timeout=5)
-            with session_scope(self.url) as session:
-                release_lease(session, mission_id=mission_id, worker=self.worker_id)
+            if status not in TERMINAL:  # a terminal status change already cleared the lease
+                with session_scope(self.url) as session:
+                    release_lease(session, mission_id=mission_id, worker=self.worker_id)
 
     def _heartbeat(self, mission_id: str, stop: threading.Event) -> None:
         while not stop.wait(self.settings.lease_seconds / 3):
