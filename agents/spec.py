@@ -13,14 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import AgentDefinitionError
 
-__all__ = ["AgentSpec", "AgentName", "SUB_AGENTS", "LEAD_AGENT"]
+__all__ = ["AgentSpec", "AgentName", "SUB_AGENTS", "LEAD_AGENT", "agent_title"]
 
 AgentName = Literal["ml-engineer", "data-scientist", "devops-engineer", "security-expert", "backend-developer"]
 """The first-party agents; the same string is the node name, the definition's ``name`` and the handoff tool."""
 LEAD_AGENT: AgentName = "ml-engineer"
 SUB_AGENTS: tuple[AgentName, ...] = ("data-scientist", "devops-engineer", "security-expert", "backend-developer")
 
+_WORDS = {"ml": "ML", "devops": "DevOps", "ai": "AI", "api": "API", "ui": "UI"}
+"""How words of agent names are written in titles (``devops-engineer`` -> ``DevOps Engineer``)."""
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+
+
+def agent_title(name: str) -> str:
+    """The human name of an agent: ``devops-engineer`` -> ``DevOps Engineer``."""
+    return " ".join(_WORDS.get(word, word.capitalize()) for word in name.split("-"))
 
 
 class AgentSpec(BaseModel):
@@ -48,8 +55,7 @@ class AgentSpec(BaseModel):
     @property
     def title(self) -> str:
         """Human name: ``ml-engineer`` -> ``ML Engineer``."""
-        words = [("ML" if word == "ml" else word.capitalize()) for word in self.name.split("-")]
-        return " ".join(words)
+        return agent_title(self.name)
 
     def section(self, heading: str) -> str:
         """The body of one ``## heading`` section of the instructions ('' when absent)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from agents.spec import LEAD_AGENT
+from agents.spec import LEAD_AGENT, agent_title
 from orchestrator.api.deps import Reader, SessionDep, visible_mission
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.schemas import DelegationGraphPublic, GraphEdge, GraphNode
@@ -15,10 +15,6 @@ from orchestrator.views import delegation_view
 __all__ = ["router"]
 
 router = APIRouter(prefix="/missions", tags=["delegations"], responses=PROBLEM_RESPONSES)
-
-
-def _label(name: str) -> str:
-    return " ".join("ML" if word == "ml" else word.capitalize() for word in name.split("-"))
 
 
 @router.get("/{mission_id}/delegations", response_model=DelegationGraphPublic)
@@ -33,7 +29,7 @@ def read_delegations(mission_id: str, session: SessionDep, caller: Reader) -> De
         for name in (row.from_agent, row.to_agent):
             if name not in names:
                 names.append(name)
-    nodes = [GraphNode(id=name, label=_label(name), kind="lead" if name == lead else "sub") for name in names]
+    nodes = [GraphNode(id=name, label=agent_title(name), kind="lead" if name == lead else "sub") for name in names]
     edges = []
     for row in rows:
         view = delegation_view(row)
