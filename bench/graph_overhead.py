@@ -1,7 +1,7 @@
 """Per-step orchestration overhead of our procedure graph against a bare LangGraph graph of the same shape.
 
-Both graphs run the same seven lead steps; in each step a scripted chat model asks for one cheap tool call
-(``list_files`` on an empty workspace) and then answers. The bare graph checkpoints with LangGraph's
+Both graphs run the same seven lead steps and the release gate between release and report; in each step a
+scripted chat model asks for one cheap tool call (``list_files`` on an empty workspace) and then answers. The bare graph checkpoints with LangGraph's
 SQLite saver and records nothing else; ours also writes its journal, steps, events and audit chain.
 
     python bench/graph_overhead.py [--missions 5] [--rounds 5]
@@ -63,6 +63,10 @@ def bare_graph(saver: SqliteSaver, workspace: Path, ctx_factory):  # noqa: ANN00
         graph.add_node(step, node)
         graph.add_edge(previous, step)
         previous = step
+        if step == "release":  # our graph passes a release gate here (approved on the spot in this run)
+            graph.add_node("release_gate", lambda state: {})
+            graph.add_edge(previous, "release_gate")
+            previous = "release_gate"
     graph.add_edge(previous, END)
     return graph.compile(checkpointer=saver)
 
