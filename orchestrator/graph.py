@@ -24,6 +24,7 @@ from langgraph.types import Command
 from sqlalchemy import bindparam, select
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
+from orchestrator.agent_loop import run_agent
 from orchestrator.audit import append_event
 from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.context import RunContext
@@ -42,6 +43,7 @@ from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
 from orchestrator.journal import Journal
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
 from orchestrator.state import MissionState, PendingHandoff
+from orchestrator.views import release_payload
 
 __all__ = ["build_graph", "NODES", "DETOUR_STEPS"]
 
@@ -151,8 +153,6 @@ def _make_step_node(step: str):  # noqa: ANN202
         facts = RunFacts(agent=lead.name, step=step, round=rounds, reason="planned", scope=_scope(step, rounds),
                          workspace=str(run.workspace))
         peers = [run.agents[name] for name in HANDOFF_EDGES[lead.name]]
-        from orchestrator.agent_loop import run_agent
-
         result = run_agent(run=run, agent=lead, system=system_prompt(lead, run.mission, facts, peers=peers),
                            history=[*state["messages"], *new_messages], step=step, scope=facts.scope, peers=peers,
                            journal=journal)
@@ -213,8 +213,6 @@ def _make_subagent_node(name: str):  # noqa: ANN202
         brief = Brief(**pending["brief"])
         facts = RunFacts(agent=name, step=step, round=ordinal, reason=reason, scope=f"dlg{delegation_id}",
                          workspace=str(run.workspace))
-        from orchestrator.agent_loop import run_agent
-
         result = run_agent(run=run, agent=agent, system=system_prompt(agent, run.mission, facts, peers=[]),
                            history=[brief_message(brief, from_agent=source, step=step, reason=reason)], step=step,
                            scope=facts.scope, delegation_id=delegation_id, is_sub=True)
@@ -263,8 +261,6 @@ def _check_guards(session, run: RunContext, source: str, target: str, step: str)
 def release_gate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["report", "__end__"]]:
     """Ask a human to approve the release plan before anything is promoted."""
     run = runtime.context
-    from orchestrator.views import release_payload
-
     payload = release_payload(run)
     decision, by, comment = gate(run, key="release", kind="release", step="release", agent=LEAD_AGENT,
                                  question="Approve the release: shadow -> canary -> promote as planned?",

@@ -40,6 +40,7 @@ from orchestrator.db.schema import upgrade
 from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, OrchestratorError
 from orchestrator.graph import build_graph
 from orchestrator.mission import MissionSpec, parse_mission
+from orchestrator.views import approval_view
 
 __all__ = ["Runner", "INITIAL_STATE"]
 
@@ -255,8 +256,6 @@ class Runner:
     def decide(self, mission_id: str, *, approve: bool, actor: str, comment: str | None = None,
                approval_id: int | None = None, quoted_sha256: str | None = None) -> dict[str, Any]:
         """Record a decision on the mission's pending gate and queue the mission to go on."""
-        from orchestrator.views import approval_view
-
         with session_scope(self.url) as session:
             get_mission(session, mission_id)
             row = decide_approval(session, mission_id=mission_id, decision="approved" if approve else "rejected",
