@@ -62,7 +62,8 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id (a positive 
 
 
 def get_session(service: ServiceDep) -> Iterator[Session]:
-    with session_scope(service.url) as session:
+    """A read-only session: the routes that take one only read, and on SQLite it takes no write lock."""
+    with session_scope(service.url, readonly=True) as session:
         yield session
 
 
@@ -78,7 +79,7 @@ def get_caller(service: ServiceDep,
         return Caller(name="dev", role="admin")
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "an API key is required: send 'Authorization: Bearer KEY'", _UNAUTHENTICATED)
-    with session_scope(service.url) as session:
+    with session_scope(service.url, readonly=True) as session:
         caller = authenticate(session, key=credentials.credentials)
     if caller is None:
         raise HTTPException(401, "the API key is unknown or revoked", _UNAUTHENTICATED)

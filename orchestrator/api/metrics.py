@@ -25,7 +25,7 @@ class DatabaseCollector(Collector):
         self.url = url
 
     def collect(self) -> Iterator[object]:
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             by_status = dict(session.execute(select(Mission.status, func.count()).group_by(Mission.status)).all())
             steps = session.execute(select(Step.name, Step.started_at, Step.finished_at)
                                     .where(Step.started_at.is_not(None), Step.finished_at.is_not(None))).all()

@@ -55,7 +55,7 @@ def export_audit(mission_id: str, service: ServiceDep, caller: Auditor) -> Strea
     def lines() -> Iterator[bytes]:
         after = 0
         while True:
-            with session_scope(service.url) as session:
+            with session_scope(service.url, readonly=True) as session:
                 rows = session.scalars(select(Event).where(Event.mission_id == mission_id, Event.seq > after)
                                        .order_by(Event.seq).limit(1000)).all()
                 chunk = [_audit_event(row) for row in rows]

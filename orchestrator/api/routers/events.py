@@ -32,15 +32,15 @@ _SSE_DOC = {200: {"description": "One SSE message per event: `id` = seq, `event`
 
 
 def _check(url: str, caller: Caller, mission_id: str) -> None:
-    with session_scope(url) as session:
+    with session_scope(url, readonly=True) as session:
         visible_mission(session, caller, mission_id)
 
 
 def _fetch(url: str, mission_id: str, after: int) -> tuple[str, list[dict]]:
     """The mission's status, then the events after ``after`` (status first: a terminal one has all its events)."""
-    with session_scope(url) as session:
+    with session_scope(url, readonly=True) as session:
         status = session.scalar(select(Mission.status).where(Mission.id == mission_id)) or "cancelled"
-    with session_scope(url) as session:
+    with session_scope(url, readonly=True) as session:
         rows = session.scalars(select(Event).where(Event.mission_id == mission_id, Event.seq > after)
                                .order_by(Event.seq).limit(_BATCH)).all()
         return status, [event_public(row) for row in rows]
