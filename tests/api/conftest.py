@@ -15,7 +15,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.keys import create_key
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
-from tests.support.mission_scripts import PerMissionScripts, full_path, with_handoff
+from tests.support.mission_scripts import PerMissionScripts, each_step_answered, with_handoff
 
 ROLES = ("submitter", "approver", "auditor", "admin")
 
@@ -70,7 +70,7 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 @pytest.fixture
 def idle_client(make_client: Callable[..., TestClient]) -> TestClient:
     """No runner pool: missions stay queued."""
-    return make_client(full_path, workers=False)
+    return make_client(each_step_answered, workers=False)
 
 
 def wait_status(client: TestClient, key: str, mission_id: str, statuses: tuple[str, ...],

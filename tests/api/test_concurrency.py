@@ -15,11 +15,11 @@ from orchestrator.db import session_scope
 from orchestrator.db.missions import create_mission
 from orchestrator.db.models import Event, Mission, Step
 from tests.api.conftest import auth
-from tests.support.mission_scripts import full_path
+from tests.support.mission_scripts import each_step_answered
 
 
 def test_fifty_concurrent_missions_complete(make_client, keys: dict[str, str], api_settings) -> None:  # noqa: ANN001
-    client: TestClient = make_client(full_path, settings=api_settings.model_copy(update={"runner_workers": 4}))
+    client: TestClient = make_client(each_step_answered, settings=api_settings.model_copy(update={"runner_workers": 4}))
     headers = auth(keys["submitter"])
 
     def submit(i: int) -> str:

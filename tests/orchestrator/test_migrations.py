@@ -9,7 +9,6 @@ from orchestrator.db.engine import engine_for
 from orchestrator.db.models import Base
 from orchestrator.db.schema import current_revision, head_revision
 
-
 _SAVER_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations", "writes")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,12 +38,10 @@ def submit(call_id: str, summary: str, *, findings: list[dict[str, Any]] | None 
 
 
 class Scripts:
-    """One scripted model per agent; ``skip`` drops answers already journaled (for resumed processes)."""
+    """One scripted model per agent, for one run in this process (a resumed process: ``PerMissionScripts``)."""
 
-    def __init__(self, scripts: dict[str, Iterable[AIMessage]], skip: dict[str, int] | None = None) -> None:
-        skip = skip or {}
-        self.models = {name: ScriptedChatModel(messages=itertools.islice(iter(list(msgs)), skip.get(name, 0), None))
-                       for name, msgs in scripts.items()}
+    def __init__(self, scripts: dict[str, Iterable[AIMessage]]) -> None:
+        self.models = {name: ScriptedChatModel(messages=iter(list(msgs))) for name, msgs in scripts.items()}
 
     def factory(self, agent: Any, run: Any) -> ScriptedChatModel:
         try:

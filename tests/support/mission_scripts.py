@@ -16,14 +16,14 @@ from tests.support.fake_chat import ScriptedChatModel, ai, call, handoff, submit
 ScriptMaker = Callable[[], dict[str, list[AIMessage]]]
 
 
-def full_path() -> dict[str, list[AIMessage]]:
+def each_step_answered() -> dict[str, list[AIMessage]]:
     """The lead answers once in each of the 7 steps (align ... report); no delegation."""
     return {"ml-engineer": [ai(f"done {step}") for step in
                             ("align", "design", "implement", "evaluate", "package", "release", "report")]}
 
 
 def with_handoff() -> dict[str, list[AIMessage]]:
-    """Like :func:`full_path`, with one delegation to the data scientist in design."""
+    """Like :func:`each_step_answered`, with one delegation to the data scientist in design."""
     lead = [ai("done align"), handoff("data-scientist", "c1", "Profile the reference data"), ai("done design"),
             *[ai(f"done {step}") for step in ("implement", "evaluate", "package", "release", "report")]]
     return {"ml-engineer": lead, "data-scientist": [submit("s1", "reference data profiled", status="completed")]}
@@ -39,7 +39,7 @@ def slow_with_side_effects() -> dict[str, list[AIMessage]]:
     return {"ml-engineer": lead}
 
 
-SCENARIOS: dict[str, ScriptMaker] = {"full": full_path, "handoff": with_handoff, "slow": slow_with_side_effects}
+SCENARIOS: dict[str, ScriptMaker] = {"full": each_step_answered, "handoff": with_handoff, "slow": slow_with_side_effects}
 
 
 class PerMissionScripts:
