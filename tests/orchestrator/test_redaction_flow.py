@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from orchestrator.db import session_scope
 from orchestrator.db.models import Event, ModelTurn, ToolCall
 from orchestrator.runner import Runner
 from tests.support.fake_chat import Scripts, ai, call
+from tests.support.fake_tavily import fake_tavily
 from tests.support.missions import MISSION_TEXT
 
 FILE_SECRET = "sk-proj-Zq8vN3xK7tR2mW9pL4cY6bH1dF5gJ0sA"
@@ -27,31 +26,14 @@ SHELL_SECRET = "ghp_4fT9kLm2Qx7Rz1Vb8Nc3Wd6Ye5Ua0Sp2Ko9Ij"
 SEARCH_SECRET = "AKIAIOSFODNN7EXAMPLE"
 
 
-class _Tavily(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        body = json.dumps({"query": "q", "answer": None, "images": [], "response_time": 0.01, "results": [
-            {"title": "leaked", "url": "https://example.org", "score": 0.9, "raw_content": None,
-             "content": f"config: aws_access_key_id = {SEARCH_SECRET}"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def tavily_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Tavily)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    leaked = [{"title": "leaked", "url": "https://example.org", "score": 0.9, "raw_content": None,
+               "content": f"config: aws_access_key_id = {SEARCH_SECRET}"}]
+    with fake_tavily(lambda body: leaked) as server:
+        yield server.url
 
 
 def test_secrets_are_redacted_everywhere(tmp_path: Path, workspace: Path, tavily_url: str,
