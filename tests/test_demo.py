@@ -100,8 +100,11 @@ def test_missions_show_and_audit_read_the_same_records(demo: tuple[dict[str, Any
                            capture_output=True, text=True, env=_env(home), timeout=120)
     assert shown.returncode == 0
     again = json.loads(shown.stdout)
-    for field in ("id", "status", "steps", "delegations", "approvals", "artifacts"):
+    for field in ("id", "status", "steps", "delegations", "approvals", "artifacts", "tasks"):
         assert again[field] == view[field]
+    [task] = view["tasks"]  # opened in align, closed by the report with links to the deliverables
+    assert (task["agent"], task["step"], task["status"]) == ("ml-engineer", "align", "done")
+    assert "reports/mission-report.md" in task["links"]
     review = subprocess.run([sys.executable, "-m", "orchestrator.cli", "audit", view["id"]], capture_output=True,
                             text=True, env=_env(home), timeout=120)
     assert review.returncode == 0

@@ -200,6 +200,14 @@ def report(view: View) -> Playbook:
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
     rep = as_dict((yield Call("write_mission_report", {"objective": view.mission.objective, "checks": checks})))
     failed = rep.get("failed_checks") or []
+    # Close the tracking task opened in align, linked to what the mission delivered.
+    tasks = as_dict((yield Call("task_list"))).get("tasks") or []
+    tracking = next((t for t in tasks if str(t.get("title", "")).startswith("Productionize:")), None)
+    if tracking is not None:
+        links = [p for p in (rep.get("path"), "docs/deployment-notes.md", "reports/evaluation.json")
+                 if p and (view.workspace / p).is_file()]
+        yield Call("task_update", {"task_id": tracking["id"], "status": "blocked" if failed else "done",
+                                   "notes": f"{len(failed)} failed checks", "links": links})
     summary = (f"Mission report {rep.get('path')}: {rep.get('checks')} checks, {len(failed)} failed; "
                f"{rep.get('deliverables')} deliverables linked; not produced: {', '.join(rep.get('not_produced') or []) or 'none'}.")
     return Finish(summary=summary, artifacts=[rep.get("path", "reports/mission-report.md")],
