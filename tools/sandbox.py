@@ -15,6 +15,7 @@ group. Output is read incrementally and only its head and tail are kept (``shell
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -261,12 +262,21 @@ class _PidsCgroup:
         logger.warning("could not remove sandbox cgroup %s", self.path)
 
 
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
 def _limits_preexec(settings: Settings, timeout: float, cgroup_procs: str | None):
     memory = settings.shell_memory_mb * 1024 * 1024
     cpu = math.ceil(timeout) + 1
     nproc = settings.shell_max_processes
 
     def preexec() -> None:  # runs in the child between fork and exec: keep it to system calls
+        if _prctl is not None:  # die with the orchestrator (bwrap does this itself; a plain shell would not)
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if cgroup_procs is not None:
             fd = os.open(cgroup_procs, os.O_WRONLY)
             try:
