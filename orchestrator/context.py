@@ -30,6 +30,9 @@ class RunContext:
     model_factory: ModelFactory
     auto_approve_by: str | None = None
     """When set, every gate is approved on the spot and recorded as decided by this actor."""
+    fresh: bool = False
+    """The run starts the mission from its initial state. No node of a fresh run executes twice (a crash or
+    an interrupt ends the run), so none can find journal records of its own: nodes skip those reads."""
 
     @property
     def database_url(self) -> str:

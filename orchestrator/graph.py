@@ -22,6 +22,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
 from orchestrator.agent_loop import run_agent
@@ -69,18 +70,30 @@ _NOTES = (select(Event.seq, Event.payload)
           .order_by(Event.seq))
 
 
-def _open_step(run: RunContext, step: str, *,
-               notes_after: int | None) -> tuple[int, list[str], int, Journal]:
+def _unread_notes(session: Session, run: RunContext, after: int) -> tuple[list[str], int]:
+    """The user messages posted after event ``after``, and the seq of the last one."""
+    rows = session.connection().execute(_NOTES, {"mission_id": run.mission_id, "after": after}).all()
+    return [str(r.payload.get("text", "")) for r in rows], (rows[-1].seq if rows else after)
+
+
+def _open_step(run: RunContext, step: str, state: MissionState, *,
+               starting: bool) -> tuple[int, list[str], int, Journal]:
     """The step's round (starting it unless the previous step or a replay already did), the user messages
     not yet seen, and the journal of this round; returns (round, notes, last note seq, journal)."""
+    after = state.get("notes_seq") or 0
+    if run.fresh:  # nothing of this round can be on record yet: no read needed
+        opened = state.get("opened")
+        if not starting:
+            return state["step_round"], [], after, Journal(run.database_url, run.mission_id)
+        if opened is not None and opened["step"] == step:
+            return opened["round"], opened["notes"], opened["notes_seq"], Journal(run.database_url, run.mission_id)
+        with session_scope(run.database_url) as session:
+            rounds = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+            notes, seen = _unread_notes(session, run, after)
+        return rounds, notes, seen, Journal(run.database_url, run.mission_id)
     with session_scope(run.database_url, readonly=True) as session:
         current = step_status(session, mission_id=run.mission_id, name=step)
-        notes: list[str] = []
-        seen = notes_after or 0
-        if notes_after is not None:
-            rows = session.connection().execute(_NOTES, {"mission_id": run.mission_id, "after": notes_after}).all()
-            notes = [str(r.payload.get("text", "")) for r in rows]
-            seen = rows[-1].seq if rows else notes_after
+        notes, seen = _unread_notes(session, run, after) if starting else ([], after)
         if current is not None and current[0] == "running":
             rounds = current[1]
             journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds),
@@ -138,10 +151,9 @@ def _make_step_node(step: str):  # noqa: ANN202
         run = runtime.context
         lead = run.agents[LEAD_AGENT]
         starting = not (state.get("step") == step and state.get("step_open"))
-        rounds, notes, seen, journal = _open_step(run, step,
-                                                  notes_after=(state.get("notes_seq") or 0) if starting else None)
+        rounds, notes, seen, journal = _open_step(run, step, state, starting=starting)
         new_messages: list[Any] = []
-        update: dict[str, Any] = {"step": step, "step_open": True}
+        update: dict[str, Any] = {"step": step, "step_open": True, "step_round": rounds, "opened": None}
         signals = [] if starting else _signals_of(state)
         if starting:
             note = "\n".join(f"User message: {text}" for text in notes)
@@ -172,11 +184,12 @@ def _make_step_node(step: str):  # noqa: ANN202
             status = "failed"
         with result.journal.write() as session:
             # Idempotent on a replay: only the round that is still running is finished (and the next one started).
-            if step_status(session, mission_id=run.mission_id, name=step) == ("running", rounds):
-                finish_step(session, mission_id=run.mission_id, name=step, actor=lead.name, status=status,
-                            summary=summary)
-                if goto in LEAD_STEPS:  # the next step starts as this one ends: one transaction, one moment
-                    start_step(session, mission_id=run.mission_id, name=goto, actor=lead.name)
+            finished = finish_step(session, mission_id=run.mission_id, name=step, round_=rounds, actor=lead.name,
+                                   status=status, summary=summary)
+            if finished and goto in LEAD_STEPS:  # the next step starts as this one ends: one transaction
+                next_round = start_step(session, mission_id=run.mission_id, name=goto, actor=lead.name)
+                notes, seen = _unread_notes(session, run, update.get("notes_seq", state.get("notes_seq") or 0))
+                update["opened"] = {"step": goto, "round": next_round, "notes": notes, "notes_seq": seen}
         update.update(extra, step_open=False)
         if step == "evaluate":
             update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1
@@ -215,7 +228,8 @@ def _make_subagent_node(name: str):  # noqa: ANN202
                          workspace=str(run.workspace))
         result = run_agent(run=run, agent=agent, system=system_prompt(agent, run.mission, facts, peers=[]),
                            history=[brief_message(brief, from_agent=source, step=step, reason=reason)], step=step,
-                           scope=facts.scope, delegation_id=delegation_id, is_sub=True)
+                           scope=facts.scope, delegation_id=delegation_id, is_sub=True,
+                           journal=Journal(run.database_url, run.mission_id) if run.fresh else None)
         typed = result.submitted or HandoffResult(
             summary=(result.final.content if result.final and isinstance(result.final.content, str) else "")
             or "(the agent returned no summary)")

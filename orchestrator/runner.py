@@ -18,6 +18,7 @@ from typing import Any
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agents.loader import load_agents
 from orchestrator.chat_models import model_name_for, settings_model_factory
@@ -122,36 +123,42 @@ class Runner:
             return mission
 
     # -- driving ----------------------------------------------------------------------------------
-    def _context(self, mission_id: str) -> RunContext:
-        with session_scope(self.url) as session:
-            mission = get_mission(session, mission_id)
-            spec = MissionSpec.model_validate(mission.spec)
-            return RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id, mission=spec,
-                              workspace=Path(mission.workspace), model_factory=self.model_factory,
-                              auto_approve_by=mission.auto_approve_by)
-
     def _config(self, mission_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}
 
-    def _claim(self, mission_id: str) -> None:
+    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> RunContext:
+        """One transaction: check the mission can run, take its lease, mark it running, build the run context."""
+        runnable = graph_input is None or isinstance(graph_input, (dict, Command))
         with session_scope(self.url) as session:
-            mission = get_mission(session, mission_id)
+            mission = get_mission(session, mission_id, lock=True)
             if mission.status in TERMINAL:
                 raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nothing to run")
             if mission.status == "waiting_approval":
                 raise InvalidTransition(f"mission {mission_id} is waiting for an approval: "
                                         f"`orchestrator approve {mission_id}` (or --reject) first")
-            owner = mission.lease_owner
-            claimed = claim_mission(session, mission_id=mission_id, worker=self.worker_id,
+            if not claimed:
+                self._claim(session, mission)
+            # A mission still queued with no checkpoint was never started: none of its nodes ran before.
+            fresh = isinstance(graph_input, dict) and mission.status == "queued"
+            if runnable:
+                set_status(session, mission_id=mission_id, status="running", actor="orchestrator")
+            return RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id,
+                              mission=MissionSpec.model_validate(mission.spec), workspace=Path(mission.workspace),
+                              model_factory=self.model_factory, auto_approve_by=mission.auto_approve_by,
+                              fresh=fresh)
+
+    def _claim(self, session: Session, mission: Mission) -> None:
+        owner = mission.lease_owner
+        claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
+                                lease_s=self.settings.lease_seconds)
+        if claimed is None and _dead_local_owner(owner):
+            mission.lease_owner = None
+            session.flush()
+            claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
                                     lease_s=self.settings.lease_seconds)
-            if claimed is None and _dead_local_owner(owner):
-                mission.lease_owner = None
-                session.flush()
-                claimed = claim_mission(session, mission_id=mission_id, worker=self.worker_id,
-                                        lease_s=self.settings.lease_seconds)
-            if claimed is None:
-                raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease "
-                                        "expires")
+        if claimed is None:
+            raise InvalidTransition(f"mission {mission.id} is being run by {owner}; try again when its lease "
+                                    "expires")
 
     def run(self, mission_id: str, *, claimed: bool = False) -> str:
         """Drive the mission until it ends or waits for a human; returns its status.
@@ -159,14 +166,14 @@ class Runner:
         ``claimed=True`` when this runner's ``worker_id`` already holds the lease (a worker that took it
         with ``claim_next``), so the mission is not claimed a second time.
         """
-        if not claimed:
-            self._claim(mission_id)
+        graph_input = self._graph_input(mission_id)
+        context = self._start(mission_id, claimed=claimed, graph_input=graph_input)
         stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
         heartbeat.start()
         status: str | None = None
         try:
-            status = self._drive(mission_id)
+            status = self._drive(context, graph_input)
             return status
         finally:
             stop.set()
@@ -203,14 +210,12 @@ class Runner:
             return None
         return False
 
-    def _drive(self, mission_id: str) -> str:
-        context = self._context(mission_id)
-        graph_input = self._graph_input(mission_id)
-        if graph_input == "waiting":
+    def _drive(self, context: RunContext, graph_input: Any) -> str:
+        mission_id = context.mission_id
+        if isinstance(graph_input, str):  # "waiting": a gate is still undecided
             return self._set(mission_id, "waiting_approval")
         interrupted, outcome = False, None
         if graph_input is not False:
-            self._set(mission_id, "running")
             try:
                 # "sync": the checkpoint is written before the next step starts. The records share the database
                 # file, and a checkpoint written in the background would make them wait on SQLite's lock.

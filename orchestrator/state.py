@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 from langgraph.graph import MessagesState
 
-__all__ = ["MissionState", "PendingHandoff"]
+__all__ = ["MissionState", "OpenedStep", "PendingHandoff"]
 
 
 class PendingHandoff(TypedDict):
@@ -25,6 +25,16 @@ class PendingHandoff(TypedDict):
     """Node that receives the result."""
 
 
+class OpenedStep(TypedDict):
+    """A step started by the closing transaction of the step before it, with what that transaction read."""
+
+    step: str
+    round: int
+    notes: list[str]
+    """User messages not yet shown to the lead."""
+    notes_seq: int
+
+
 class MissionState(MessagesState):
     """State of one mission's graph (``thread_id`` = mission id). ``messages`` is the lead agent's conversation."""
 
@@ -32,6 +42,10 @@ class MissionState(MessagesState):
     """Current procedure step; written by step nodes."""
     step_open: bool
     """True while the current step is in progress (False once its node finished it); written by step nodes."""
+    step_round: int
+    """Round of the current step (a step runs again after a failure edge); written by step nodes."""
+    opened: OpenedStep | None
+    """The next step, when the previous one started it as it finished; read and cleared by that step's node."""
     pending: PendingHandoff | None
     """Set by a step node (or a failure edge) when it hands off; cleared by the sub-agent node."""
     signals: list[dict[str, Any]]

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
-from orchestrator.db.models import Mission, Step, utcnow
+from orchestrator.db.models import Mission, Step, UTCDateTime, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
@@ -71,55 +71,67 @@ def set_status(session: Session, *, mission_id: str, status: MissionStatus, acto
     return mission
 
 
-_STEP = select(Step.id, Step.status, Step.rounds, Step.started_at).where(
-    Step.mission_id == bindparam("mission_id"), Step.name == bindparam("name"))
-
-
-def _step_row(session: Session, mission_id: str, name: str) -> Any:
-    """The step's (id, status, rounds, started_at); the report step and detours are created on first use."""
-    conn = session.connection()
-    row = conn.execute(_STEP, {"mission_id": mission_id, "name": name}).first()
-    if row is None:
-        position = conn.execute(select(func.max(Step.position)).where(Step.mission_id == mission_id)).scalar()
-        conn.execute(insert(Step).values(mission_id=mission_id, name=name, position=(position or 0) + 1,
-                                         status="pending", rounds=0))
-        row = conn.execute(_STEP, {"mission_id": mission_id, "name": name}).first()
-    return row
+_STEP = select(Step.id, Step.status, Step.rounds).where(
+    Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"))
+# Built once: these run at every step of every mission. RETURNING folds the read into the write.
+_START = (update(Step)
+          .where(Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"))
+          .values(status="running", rounds=Step.rounds + 1, finished_at=None,
+                  started_at=func.coalesce(Step.started_at, bindparam("p_now", type_=UTCDateTime())))
+          .returning(Step.rounds))
+_FINISH = (update(Step)
+           .where(Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"),
+                  Step.status == "running", Step.rounds == bindparam("p_round"))
+           .values(status=bindparam("p_status"), summary=bindparam("p_summary"),
+                   finished_at=bindparam("p_now", type_=UTCDateTime()))
+           .returning(Step.started_at))
+_CURRENT = (update(Mission).where(Mission.id == bindparam("p_mission"))
+            .values(current_step=bindparam("p_name"), updated_at=bindparam("p_now", type_=UTCDateTime())))
 
 
 def step_status(session: Session, *, mission_id: str, name: str) -> tuple[str, int] | None:
     """(status, rounds) of a step, or None when it has no row yet."""
-    row = session.connection().execute(_STEP, {"mission_id": mission_id, "name": name}).first()
+    row = session.connection().execute(_STEP, {"p_mission": mission_id, "p_name": name}).first()
     return (row.status, row.rounds) if row else None
 
 
 def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> int:
-    """Mark a step running (again, on a later round) and record it; returns its round (from 1)."""
-    # Core statements: this runs at every step of every mission.
-    row = _step_row(session, mission_id, name)
-    now = utcnow()
+    """Mark a step running (again, on a later round) and record it; returns its round (from 1).
+
+    The report step and detours have no row until they first run: theirs is created here.
+    """
     conn = session.connection()
-    conn.execute(update(Step).where(Step.id == row.id).values(
-        status="running", rounds=row.rounds + 1, started_at=row.started_at or now, finished_at=None))
-    conn.execute(update(Mission).where(Mission.id == mission_id).values(current_step=name, updated_at=now))
-    append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
-                 payload={"round": row.rounds + 1})
-    return row.rounds + 1
-
-
-def finish_step(session: Session, *, mission_id: str, name: str, actor: str, status: str = "done",
-                summary: str = "") -> None:
-    """Mark a step done (or failed/blocked) with its summary and record it."""
-    row = _step_row(session, mission_id, name)
     now = utcnow()
-    session.connection().execute(update(Step).where(Step.id == row.id).values(
-        status=status, summary=summary, finished_at=now))
-    started = row.started_at or now
-    if started.tzinfo is None:  # SQLite through Core hands back naive UTC
-        started = started.replace(tzinfo=now.tzinfo)
+    params = {"p_mission": mission_id, "p_name": name, "p_now": now}
+    rounds = conn.execute(_START, params).scalar()
+    if rounds is None:
+        position = conn.execute(select(func.max(Step.position)).where(Step.mission_id == mission_id)).scalar()
+        conn.execute(insert(Step).values(mission_id=mission_id, name=name, position=(position or 0) + 1,
+                                         status="pending", rounds=0))
+        rounds = conn.execute(_START, params).scalar_one()
+    conn.execute(_CURRENT, params)
+    append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
+                 payload={"round": rounds})
+    return int(rounds)
+
+
+def finish_step(session: Session, *, mission_id: str, name: str, round_: int, actor: str, status: str = "done",
+                summary: str = "") -> bool:
+    """Mark round ``round_`` of a step done (or failed/blocked) with its summary, and record it.
+
+    Returns False, changing nothing, when that round is no longer running: a replayed node finished it before.
+    """
+    now = utcnow()
+    started = session.connection().execute(_FINISH, {
+        "p_mission": mission_id, "p_name": name, "p_round": round_, "p_status": status, "p_summary": summary,
+        "p_now": now}).first()
+    if started is None:
+        return False
+    began = started[0] or now
     append_event(session, mission_id=mission_id, kind="step.finished", actor=actor, step=name,
                  payload={"status": status, "summary": summary,
-                          "duration_s": round((now - started).total_seconds(), 3)})
+                          "duration_s": round((now - began).total_seconds(), 3)})
+    return True
 
 
 def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float,
