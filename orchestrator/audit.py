@@ -10,14 +10,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from orchestrator.db.direct import Statement
 from orchestrator.db.models import Event, Mission, utcnow
 
-__all__ = ["append_event", "verify_chain", "ChainReport", "GENESIS", "event_hash"]
+__all__ = ["AppendedEvent", "append_event", "verify_chain", "ChainReport", "GENESIS", "event_hash"]
 
 GENESIS = "0" * 64
 
@@ -46,34 +47,49 @@ def _forget_heads(session: Session, _transaction: object) -> None:
     session.info.pop("chain_heads", None)
 
 
-_LAST = (select(Event.seq, Event.hash).where(Event.mission_id == bindparam("mission_id"))
-         .order_by(Event.seq.desc()).limit(1))
-_INSERT = insert(Event).returning(Event.id)
-_LOCK = select(Mission.id).where(Mission.id == bindparam("mission_id")).with_for_update()
+_COLUMNS = ("mission_id", "seq", "ts", "kind", "actor", "step", "delegation_id", "payload", "prev_hash", "hash")
+_LAST = Statement("SELECT seq, hash FROM events WHERE mission_id = :mission_id ORDER BY seq DESC LIMIT 1",
+                  Event.__table__, returns=("seq", "hash"))
+_INSERT = Statement(f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+                    "RETURNING id", Event.__table__, returns=("id",))
+_LOCK = Statement("SELECT id FROM missions WHERE id = :id FOR UPDATE", Mission.__table__)
+
+
+class AppendedEvent(NamedTuple):
+    """An event as it was appended (the columns of :class:`Event`, without loading a model instance)."""
+
+    id: int
+    mission_id: str
+    seq: int
+    ts: datetime
+    kind: str
+    actor: str
+    step: str | None
+    delegation_id: int | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
 
 
 def append_event(session: Session, *, mission_id: str, kind: str, actor: str, step: str | None = None,
-                 delegation_id: int | None = None, payload: dict[str, Any] | None = None) -> Event:
-    """Append one event to the mission's chain inside the caller's transaction; returns it (detached)."""
-    # Statements are built once and run at the Core level: this is the hottest write of every run.
-    conn = session.connection()
+                 delegation_id: int | None = None, payload: dict[str, Any] | None = None) -> AppendedEvent:
+    """Append one event to the mission's chain inside the caller's transaction; returns it."""
     heads: dict[str, tuple[int, str]] = session.info.setdefault("chain_heads", {})
     if mission_id in heads:  # appended before in this transaction, which still holds the lock
         seq, prev = heads[mission_id][0] + 1, heads[mission_id][1]
     else:
-        if conn.dialect.name != "sqlite":
+        if session.get_bind().dialect.name != "sqlite":
             # Serialise appends per mission: PostgreSQL row lock (SQLite holds the write lock from BEGIN).
-            conn.execute(_LOCK, {"mission_id": mission_id})
-        last = conn.execute(_LAST, {"mission_id": mission_id}).first()
-        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+            _LOCK.run(session, {"id": mission_id})
+        last = _LAST.run(session, {"mission_id": mission_id})
+        seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
     payload = json.loads(json.dumps(payload or {}, default=str))
-    ts = utcnow()
-    values = {"mission_id": mission_id, "seq": seq, "ts": ts, "kind": kind, "actor": actor, "step": step,
+    values = {"mission_id": mission_id, "seq": seq, "ts": utcnow(), "kind": kind, "actor": actor, "step": step,
               "delegation_id": delegation_id, "payload": payload, "prev_hash": prev}
     values["hash"] = event_hash(**values)
-    event_id = conn.execute(_INSERT, values).scalar_one()
+    ((event_id,),) = _INSERT.run(session, values)
     heads[mission_id] = (seq, values["hash"])
-    return Event(id=event_id, **values)
+    return AppendedEvent(id=event_id, **values)
 
 
 @dataclass(frozen=True)

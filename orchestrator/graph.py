@@ -21,7 +21,6 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
@@ -36,6 +35,7 @@ from orchestrator.db.delegations import (
     find_open_delegation,
     open_delegation,
 )
+from orchestrator.db.direct import Statement
 from orchestrator.db.missions import STEPS, finish_step, start_step, step_status
 from orchestrator.db.models import Event
 from orchestrator.errors import LimitExceeded
@@ -64,16 +64,14 @@ def _signals_of(state: MissionState) -> list[dict[str, Any]]:
     return list(state.get("signals") or [])
 
 
-_NOTES = (select(Event.seq, Event.payload)
-          .where(Event.mission_id == bindparam("mission_id"), Event.kind == "user.message",
-                 Event.seq > bindparam("after"))
-          .order_by(Event.seq))
+_NOTES = Statement("SELECT seq, payload FROM events WHERE mission_id = :mission_id AND kind = 'user.message' "
+                   "AND seq > :seq ORDER BY seq", Event.__table__, returns=("seq", "payload"))
 
 
 def _unread_notes(session: Session, run: RunContext, after: int) -> tuple[list[str], int]:
     """The user messages posted after event ``after``, and the seq of the last one."""
-    rows = session.connection().execute(_NOTES, {"mission_id": run.mission_id, "after": after}).all()
-    return [str(r.payload.get("text", "")) for r in rows], (rows[-1].seq if rows else after)
+    rows = _NOTES.run(session, {"mission_id": run.mission_id, "seq": after})
+    return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
 
 
 def _open_step(run: RunContext, step: str, state: MissionState, *,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.db import session_scope
+from orchestrator.db.direct import Statement
 from orchestrator.db.models import ModelTurn, ToolCall, utcnow
 
 __all__ = ["Journal", "save_tool_call"]
@@ -96,14 +97,29 @@ class Journal:
         self._pending.clear()
 
 
+_TURN_COLUMNS = ("mission_id", "key", "message", "input_tokens", "output_tokens", "created_at")
+_INSERT_TURN = Statement(f"INSERT INTO model_turns ({', '.join(_TURN_COLUMNS)}) "
+                         f"VALUES ({', '.join(':' + c for c in _TURN_COLUMNS)})", ModelTurn.__table__)
+_CALL_COLUMNS = ("mission_id", "call_id", "tool", "agent", "step", "delegation_id", "args_sha256", "result",
+                 "result_sha256", "status", "decision", "signals", "sandboxed", "duration_ms", "created_at")
+_INSERT_CALL = Statement(f"INSERT INTO tool_calls ({', '.join(_CALL_COLUMNS)}) "
+                         f"VALUES ({', '.join(':' + c for c in _CALL_COLUMNS)})", ToolCall.__table__)
+
+
 def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIMessage) -> None:
     usage = message.usage_metadata or {}
-    # Core inserts: the journal is written on every turn and never updated.
-    session.connection().execute(insert(ModelTurn), {
-        "mission_id": mission_id, "key": key, "message": message_to_dict(message), "created_at": utcnow(),
-        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")})
+    # The journal is written on every turn and never updated: straight to the cursor (orchestrator.db.direct).
+    _INSERT_TURN.run(session, {"mission_id": mission_id, "key": key, "message": message_to_dict(message),
+                               "created_at": utcnow(), "input_tokens": usage.get("input_tokens"),
+                               "output_tokens": usage.get("output_tokens")})
 
 
-def save_tool_call(session: Session, **fields: Any) -> None:
+def save_tool_call(session: Session, *, mission_id: str, call_id: str, tool: str, agent: str, step: str,
+                   delegation_id: int | None, args_sha256: str, result: str, result_sha256: str, status: str,
+                   decision: str, signals: list[dict[str, Any]], sandboxed: bool | None, duration_ms: float) -> None:
     """Record a finished tool call (its redacted result, digests, decision, signals) under its call id."""
-    session.connection().execute(insert(ToolCall), {"created_at": utcnow(), **fields})
+    _INSERT_CALL.run(session, {
+        "mission_id": mission_id, "call_id": call_id, "tool": tool, "agent": agent, "step": step,
+        "delegation_id": delegation_id, "args_sha256": args_sha256, "result": result, "result_sha256": result_sha256,
+        "status": status, "decision": decision, "signals": signals, "sandboxed": sandboxed,
+        "duration_ms": duration_ms, "created_at": utcnow()})

@@ -6,11 +6,12 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
-from orchestrator.db.models import Mission, Step, UTCDateTime, utcnow
+from orchestrator.db.direct import Statement
+from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
@@ -71,28 +72,23 @@ def set_status(session: Session, *, mission_id: str, status: MissionStatus, acto
     return mission
 
 
-_STEP = select(Step.id, Step.status, Step.rounds).where(
-    Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"))
-# Built once: these run at every step of every mission. RETURNING folds the read into the write.
-_START = (update(Step)
-          .where(Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"))
-          .values(status="running", rounds=Step.rounds + 1, finished_at=None,
-                  started_at=func.coalesce(Step.started_at, bindparam("p_now", type_=UTCDateTime())))
-          .returning(Step.rounds))
-_FINISH = (update(Step)
-           .where(Step.mission_id == bindparam("p_mission"), Step.name == bindparam("p_name"),
-                  Step.status == "running", Step.rounds == bindparam("p_round"))
-           .values(status=bindparam("p_status"), summary=bindparam("p_summary"),
-                   finished_at=bindparam("p_now", type_=UTCDateTime()))
-           .returning(Step.started_at))
-_CURRENT = (update(Mission).where(Mission.id == bindparam("p_mission"))
-            .values(current_step=bindparam("p_name"), updated_at=bindparam("p_now", type_=UTCDateTime())))
+_STEP = Statement("SELECT status, rounds FROM steps WHERE mission_id = :mission_id AND name = :name",
+                  Step.__table__, returns=("status", "rounds"))
+# These run at every step of every mission (orchestrator.db.direct); RETURNING folds the read into the write.
+_START = Statement("UPDATE steps SET status = 'running', rounds = rounds + 1, finished_at = NULL, "
+                   "started_at = COALESCE(started_at, :started_at) WHERE mission_id = :mission_id AND name = :name "
+                   "RETURNING rounds", Step.__table__, returns=("rounds",))
+_FINISH = Statement("UPDATE steps SET status = :status, summary = :summary, finished_at = :finished_at "
+                    "WHERE mission_id = :mission_id AND name = :name AND status = 'running' AND rounds = :rounds "
+                    "RETURNING started_at", Step.__table__, returns=("started_at",))
+_CURRENT = Statement("UPDATE missions SET current_step = :current_step, updated_at = :updated_at "
+                     "WHERE id = :id", Mission.__table__)
 
 
 def step_status(session: Session, *, mission_id: str, name: str) -> tuple[str, int] | None:
     """(status, rounds) of a step, or None when it has no row yet."""
-    row = session.connection().execute(_STEP, {"p_mission": mission_id, "p_name": name}).first()
-    return (row.status, row.rounds) if row else None
+    rows = _STEP.run(session, {"mission_id": mission_id, "name": name})
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> int:
@@ -100,16 +96,17 @@ def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> i
 
     The report step and detours have no row until they first run: theirs is created here.
     """
-    conn = session.connection()
     now = utcnow()
-    params = {"p_mission": mission_id, "p_name": name, "p_now": now}
-    rounds = conn.execute(_START, params).scalar()
-    if rounds is None:
+    params = {"mission_id": mission_id, "name": name, "started_at": now}
+    started = _START.run(session, params)
+    if not started:
+        conn = session.connection()
         position = conn.execute(select(func.max(Step.position)).where(Step.mission_id == mission_id)).scalar()
         conn.execute(insert(Step).values(mission_id=mission_id, name=name, position=(position or 0) + 1,
                                          status="pending", rounds=0))
-        rounds = conn.execute(_START, params).scalar_one()
-    conn.execute(_CURRENT, params)
+        started = _START.run(session, params)
+    rounds = started[0][0]
+    _CURRENT.run(session, {"id": mission_id, "current_step": name, "updated_at": now})
     append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
                  payload={"round": rounds})
     return int(rounds)
@@ -122,12 +119,11 @@ def finish_step(session: Session, *, mission_id: str, name: str, round_: int, ac
     Returns False, changing nothing, when that round is no longer running: a replayed node finished it before.
     """
     now = utcnow()
-    started = session.connection().execute(_FINISH, {
-        "p_mission": mission_id, "p_name": name, "p_round": round_, "p_status": status, "p_summary": summary,
-        "p_now": now}).first()
-    if started is None:
+    started = _FINISH.run(session, {"mission_id": mission_id, "name": name, "rounds": round_, "status": status,
+                                    "summary": summary, "finished_at": now})
+    if not started:
         return False
-    began = started[0] or now
+    began = started[0][0] or now
     append_event(session, mission_id=mission_id, kind="step.finished", actor=actor, step=name,
                  payload={"status": status, "summary": summary,
                           "duration_s": round((now - began).total_seconds(), 3)})

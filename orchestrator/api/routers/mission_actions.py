@@ -10,7 +10,7 @@ from orchestrator.api.deps import Actor, ServiceDep, visible_mission
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.missions import mission_summary
 from orchestrator.api.schemas import EventPublic, MessageCreate, MissionSummary
-from orchestrator.audit import append_event
+from orchestrator.audit import AppendedEvent, append_event
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import pending_approvals
 from orchestrator.db.missions import TERMINAL, get_mission, set_status
@@ -23,7 +23,7 @@ __all__ = ["router", "event_public"]
 router = APIRouter(prefix="/missions", tags=["missions"], responses=PROBLEM_RESPONSES)
 
 
-def event_public(row: Event) -> dict:
+def event_public(row: Event | AppendedEvent) -> dict:
     return {"seq": row.seq, "mission_id": row.mission_id, "kind": row.kind, "agent": row.actor, "step": row.step,
             "delegation_id": row.delegation_id, "ts": iso(row.ts), "payload": row.payload}
 
