@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.direct import Statement
+from orchestrator.db.direct import Statement, Writer, dialect_name
 from orchestrator.db.models import Event, Mission, utcnow
 
 __all__ = ["AppendedEvent", "append_event", "verify_chain", "ChainReport", "GENESIS", "event_hash"]
@@ -71,14 +71,14 @@ class AppendedEvent(NamedTuple):
     hash: str
 
 
-def append_event(session: Session, *, mission_id: str, kind: str, actor: str, step: str | None = None,
+def append_event(session: Writer, *, mission_id: str, kind: str, actor: str, step: str | None = None,
                  delegation_id: int | None = None, payload: dict[str, Any] | None = None) -> AppendedEvent:
-    """Append one event to the mission's chain inside the caller's transaction; returns it."""
+    """Append one event to the mission's chain inside the caller's transaction (a session or a direct one)."""
     heads: dict[str, tuple[int, str]] = session.info.setdefault("chain_heads", {})
     if mission_id in heads:  # appended before in this transaction, which still holds the lock
         seq, prev = heads[mission_id][0] + 1, heads[mission_id][1]
     else:
-        if session.get_bind().dialect.name != "sqlite":
+        if dialect_name(session) != "sqlite":
             # Serialise appends per mission: PostgreSQL row lock (SQLite holds the write lock from BEGIN).
             _LOCK.run(session, {"id": mission_id})
         last = _LAST.run(session, {"mission_id": mission_id})

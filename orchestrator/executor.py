@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.context import RunContext
@@ -45,19 +47,22 @@ class CallOutcome:
 
 
 def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, question: str,
-         payload: dict[str, Any], journal: Journal | None = None) -> tuple[str, str, str | None]:
+         payload: dict[str, Any] | Callable[[Session], dict[str, Any]],
+         journal: Journal | None = None) -> tuple[str, str, str | None]:
     """Ask a human (``interrupt()``) unless the run auto-approves; returns (decision, decided_by, comment).
 
+    ``payload`` is what the person approves, or a function reading it in the gate's own transaction.
     The approval row is created once (keyed); on a replay the same row is found and, because the node
     calls ``interrupt()`` again in the same order, LangGraph hands back the recorded resume value.
     """
-    with (journal.write() if journal is not None else session_scope(run.database_url)) as session:
+    with (journal.write_session() if journal is not None else session_scope(run.database_url)) as session:
         row = request_approval(session, mission_id=run.mission_id, key=key, kind=kind, step=step, agent=agent,
                                question=question, payload=payload)
         if row.status == "pending" and run.auto_approve_by:
-            row = decide_approval(session, mission_id=run.mission_id, approval_id=row.id, decision="approved",
+            row = decide_approval(session, mission_id=run.mission_id, approval=row, decision="approved",
                                   actor=run.auto_approve_by, comment="approved automatically")
         approval_id, status, sha, by, comment = row.id, row.status, row.payload_sha256, row.decided_by, row.comment
+        payload = row.payload
     if run.auto_approve_by:  # decided above, on the spot: nothing to wait for
         return status, by or "", comment
     interrupt({"approval_id": approval_id, "kind": kind, "question": question, "payload": payload,

@@ -21,7 +21,6 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from sqlalchemy.orm import Session
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
 from orchestrator.agent_loop import run_agent
@@ -35,7 +34,7 @@ from orchestrator.db.delegations import (
     find_open_delegation,
     open_delegation,
 )
-from orchestrator.db.direct import Statement
+from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.missions import STEPS, finish_step, start_step, step_status
 from orchestrator.db.models import Event
 from orchestrator.errors import LimitExceeded
@@ -43,10 +42,10 @@ from orchestrator.executor import gate
 from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
 from orchestrator.journal import Journal
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
-from orchestrator.state import MissionState, PendingHandoff
+from orchestrator.state import INITIAL_STATE, MissionState, PendingHandoff
 from orchestrator.views import release_payload
 
-__all__ = ["build_graph", "NODES", "DETOUR_STEPS"]
+__all__ = ["build_graph", "first_input", "NODES", "DETOUR_STEPS"]
 
 DETOUR_STEPS = ("manual_plan",)
 LEAD_STEPS = (*STEPS, "report", *DETOUR_STEPS)
@@ -68,10 +67,18 @@ _NOTES = Statement("SELECT seq, payload FROM events WHERE mission_id = :mission_
                    "AND seq > :seq ORDER BY seq", Event.__table__, returns=("seq", "payload"))
 
 
-def _unread_notes(session: Session, run: RunContext, after: int) -> tuple[list[str], int]:
+def _unread_notes(session: Writer, mission_id: str, after: int) -> tuple[list[str], int]:
     """The user messages posted after event ``after``, and the seq of the last one."""
-    rows = _NOTES.run(session, {"mission_id": run.mission_id, "seq": after})
+    rows = _NOTES.run(session, {"mission_id": mission_id, "seq": after})
     return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
+
+
+def first_input(session: Writer, *, mission_id: str) -> dict[str, Any]:
+    """The graph's input for a mission that never ran: the initial state, its first step started in the
+    caller's transaction (the one that marks the mission running), so the first node opens no other."""
+    rounds = start_step(session, mission_id=mission_id, name=STEPS[0], actor=LEAD_AGENT)
+    notes, seen = _unread_notes(session, mission_id, 0)
+    return {**INITIAL_STATE, "opened": {"step": STEPS[0], "round": rounds, "notes": notes, "notes_seq": seen}}
 
 
 def _open_step(run: RunContext, step: str, state: MissionState, *,
@@ -87,11 +94,11 @@ def _open_step(run: RunContext, step: str, state: MissionState, *,
             return opened["round"], opened["notes"], opened["notes_seq"], Journal(run.database_url, run.mission_id)
         with session_scope(run.database_url) as session:
             rounds = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
-            notes, seen = _unread_notes(session, run, after)
+            notes, seen = _unread_notes(session, run.mission_id, after)
         return rounds, notes, seen, Journal(run.database_url, run.mission_id)
     with session_scope(run.database_url, readonly=True) as session:
         current = step_status(session, mission_id=run.mission_id, name=step)
-        notes, seen = _unread_notes(session, run, after) if starting else ([], after)
+        notes, seen = _unread_notes(session, run.mission_id, after) if starting else ([], after)
         if current is not None and current[0] == "running":
             rounds = current[1]
             journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds),
@@ -186,7 +193,7 @@ def _make_step_node(step: str):  # noqa: ANN202
                                    status=status, summary=summary)
             if finished and goto in LEAD_STEPS:  # the next step starts as this one ends: one transaction
                 next_round = start_step(session, mission_id=run.mission_id, name=goto, actor=lead.name)
-                notes, seen = _unread_notes(session, run, update.get("notes_seq", state.get("notes_seq") or 0))
+                notes, seen = _unread_notes(session, run.mission_id, update.get("notes_seq", state.get("notes_seq") or 0))
                 update["opened"] = {"step": goto, "round": next_round, "notes": notes, "notes_seq": seen}
         update.update(extra, step_open=False)
         if step == "evaluate":
@@ -232,7 +239,7 @@ def _make_subagent_node(name: str):  # noqa: ANN202
             summary=(result.final.content if result.final and isinstance(result.final.content, str) else "")
             or "(the agent returned no summary)")
         tokens = (result.input_tokens or None, result.output_tokens or None)
-        with result.journal.write() as session:
+        with result.journal.write_session() as session:
             close_delegation(session, delegation_id=delegation_id, result=typed.model_dump(), status=typed.status,
                              input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=_cost(run, *tokens))
         signals = _signals_of(state) + [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
@@ -273,10 +280,9 @@ def _check_guards(session, run: RunContext, source: str, target: str, step: str)
 def release_gate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["report", "__end__"]]:
     """Ask a human to approve the release plan before anything is promoted."""
     run = runtime.context
-    payload = release_payload(run)
     decision, by, comment = gate(run, key="release", kind="release", step="release", agent=LEAD_AGENT,
                                  question="Approve the release: shadow -> canary -> promote as planned?",
-                                 payload=payload)
+                                 payload=lambda session: release_payload(session, run))
     if decision == "approved":
         return Command(goto="report")
     return Command(goto=END, update={"outcome": f"rejected: release rejected by {by}" + (f": {comment}" if comment else "")})

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.db import session_scope
-from orchestrator.db.direct import Statement
+from orchestrator.db.direct import Statement, Transaction, Writer, transaction
 from orchestrator.db.models import ModelTurn, ToolCall, utcnow
 
 __all__ = ["Journal", "save_tool_call"]
@@ -74,8 +74,16 @@ class Journal:
         self._pending.append(_Turn(key, message, agent, step, delegation_id))
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A transaction that first records the buffered model turns, then whatever the caller adds."""
+    def write(self) -> Iterator[Transaction]:
+        """A direct transaction (``orchestrator.db.direct``) that first records the buffered model turns,
+        then whatever the caller adds; the hot path of every step."""
+        with transaction(self.database_url) as tx:
+            self._flush_into(tx)
+            yield tx
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """Like :meth:`write`, as a Session, for records kept through the ORM (approvals, delegations)."""
         with session_scope(self.database_url) as session:
             self._flush_into(session)
             yield session
@@ -85,7 +93,7 @@ class Journal:
             with self.write():
                 pass
 
-    def _flush_into(self, session: Session) -> None:
+    def _flush_into(self, session: Writer) -> None:
         for turn in self._pending:
             save_model_turn(session, mission_id=self.mission_id, key=turn.key, message=turn.message)
             text = turn.message.content if isinstance(turn.message.content, str) else str(turn.message.content)
@@ -106,7 +114,7 @@ _INSERT_CALL = Statement(f"INSERT INTO tool_calls ({', '.join(_CALL_COLUMNS)}) "
                          f"VALUES ({', '.join(':' + c for c in _CALL_COLUMNS)})", ToolCall.__table__)
 
 
-def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIMessage) -> None:
+def save_model_turn(session: Writer, *, mission_id: str, key: str, message: AIMessage) -> None:
     usage = message.usage_metadata or {}
     # The journal is written on every turn and never updated: straight to the cursor (orchestrator.db.direct).
     _INSERT_TURN.run(session, {"mission_id": mission_id, "key": key, "message": message_to_dict(message),
@@ -114,7 +122,7 @@ def save_model_turn(session: Session, *, mission_id: str, key: str, message: AIM
                                "output_tokens": usage.get("output_tokens")})
 
 
-def save_tool_call(session: Session, *, mission_id: str, call_id: str, tool: str, agent: str, step: str,
+def save_tool_call(session: Writer, *, mission_id: str, call_id: str, tool: str, agent: str, step: str,
                    delegation_id: int | None, args_sha256: str, result: str, result_sha256: str, status: str,
                    decision: str, signals: list[dict[str, Any]], sandboxed: bool | None, duration_ms: float) -> None:
     """Record a finished tool call (its redacted result, digests, decision, signals) under its call id."""

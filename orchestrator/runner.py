@@ -40,17 +40,14 @@ from orchestrator.db.missions import (
 from orchestrator.db.models import Mission
 from orchestrator.db.schema import upgrade
 from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, OrchestratorError
-from orchestrator.graph import build_graph
+from orchestrator.graph import build_graph, first_input
 from orchestrator.mission import MissionSpec, parse_mission
+from orchestrator.state import INITIAL_STATE
 from orchestrator.views import approval_view
 
-__all__ = ["Runner", "INITIAL_STATE"]
+__all__ = ["Runner"]
 
 log = logging.getLogger(__name__)
-
-INITIAL_STATE: dict[str, Any] = {"messages": [], "step": "", "step_open": False, "pending": None, "signals": [],
-                                 "eval_rounds": 0, "blocked": None, "outcome": None, "after": None,
-                                 "detours_done": [], "notes_seq": 0}
 
 
 def _worker_id() -> str:
@@ -131,8 +128,9 @@ class Runner:
     def _config(self, mission_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}
 
-    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> RunContext:
-        """One transaction: check the mission can run, take its lease, mark it running, build the run context."""
+    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> tuple[RunContext, Any]:
+        """One transaction: check the mission can run, take its lease, mark it running (starting its first
+        step if it never ran); returns the run context and the graph input."""
         runnable = graph_input is None or isinstance(graph_input, (dict, Command))
         with session_scope(self.url) as session:
             mission = get_mission(session, mission_id, lock=True)
@@ -146,11 +144,14 @@ class Runner:
             # A mission still queued with no checkpoint was never started: none of its nodes ran before.
             fresh = isinstance(graph_input, dict) and mission.status == "queued"
             if runnable:
-                set_status(session, mission_id=mission_id, status="running", actor="orchestrator")
-            return RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id,
-                              mission=MissionSpec.model_validate(mission.spec), workspace=Path(mission.workspace),
-                              model_factory=self.model_factory, auto_approve_by=mission.auto_approve_by,
-                              fresh=fresh)
+                set_status(session, mission_id=mission_id, status="running", actor="orchestrator", mission=mission)
+            if fresh:
+                graph_input = first_input(session, mission_id=mission_id)
+            context = RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id,
+                                 mission=MissionSpec.model_validate(mission.spec), workspace=Path(mission.workspace),
+                                 model_factory=self.model_factory, auto_approve_by=mission.auto_approve_by,
+                                 fresh=fresh)
+            return context, graph_input
 
     def _claim(self, session: Session, mission: Mission) -> None:
         owner = mission.lease_owner
@@ -172,7 +173,7 @@ class Runner:
         with ``claim_next``), so the mission is not claimed a second time.
         """
         graph_input = self._graph_input(mission_id)
-        context = self._start(mission_id, claimed=claimed, graph_input=graph_input)
+        context, graph_input = self._start(mission_id, claimed=claimed, graph_input=graph_input)
         stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
         heartbeat.start()
@@ -205,7 +206,7 @@ class Runner:
         """What to feed the graph: the initial state, a resume decision, ``None`` to continue, or False when done."""
         snapshot = self.graph.get_state(self._config(mission_id))
         if not snapshot.values and not snapshot.next:
-            return dict(INITIAL_STATE)
+            return dict(INITIAL_STATE)  # a mission that never ran (or died before its first checkpoint)
         if snapshot.interrupts:
             with session_scope(self.url) as session:
                 if pending_approvals(session, mission_id=mission_id):

@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 from langgraph.graph import MessagesState
 
-__all__ = ["MissionState", "OpenedStep", "PendingHandoff"]
+__all__ = ["INITIAL_STATE", "MissionState", "OpenedStep", "PendingHandoff"]
 
 
 class PendingHandoff(TypedDict):
@@ -62,3 +62,9 @@ class MissionState(MessagesState):
     """Sequence number of the last user message shown to the lead; written by step nodes."""
     outcome: str | None
     """Terminal outcome decided inside the graph (``completed``, ``rejected``, ``failed: ...``); set by end nodes."""
+
+
+INITIAL_STATE: dict[str, Any] = {"messages": [], "step": "", "step_open": False, "pending": None, "signals": [],
+                                 "eval_rounds": 0, "blocked": None, "outcome": None, "after": None,
+                                 "detours_done": [], "notes_seq": 0}
+"""Where every mission's graph starts."""

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from orchestrator.audit import verify_chain
 from orchestrator.context import RunContext
-from orchestrator.db import session_scope
 from orchestrator.db.artifacts import list_tasks, task_dict
 from orchestrator.db.missions import get_mission
 from orchestrator.db.models import Approval, Artifact, Delegation, Step
@@ -81,13 +80,11 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
     return view
 
 
-def release_payload(run: RunContext) -> dict[str, Any]:
+def release_payload(session: Session, run: RunContext) -> dict[str, Any]:
     """What a person approves at the release gate: the release step's summary and the files it rests on."""
-    with session_scope(run.database_url) as session:
-        release = session.scalar(select(Step).where(Step.mission_id == run.mission_id, Step.name == "release"))
-        artifacts = session.scalars(select(Artifact).where(Artifact.mission_id == run.mission_id)
-                                    .order_by(Artifact.path)).all()
-        shipped = [{"path": a.path, "sha256": a.sha256, "kind": a.kind} for a in artifacts
-                   if a.kind in ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")]
-        return {"mission": run.mission.objective, "plan": release.summary if release else "",
-                "artifacts": shipped}
+    release = session.scalar(select(Step.summary).where(Step.mission_id == run.mission_id, Step.name == "release"))
+    artifacts = session.execute(select(Artifact.path, Artifact.sha256, Artifact.kind)
+                                .where(Artifact.mission_id == run.mission_id).order_by(Artifact.path)).all()
+    shipped = [{"path": a.path, "sha256": a.sha256, "kind": a.kind} for a in artifacts
+               if a.kind in ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")]
+    return {"mission": run.mission.objective, "plan": release or "", "artifacts": shipped}

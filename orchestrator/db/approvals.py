@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -25,11 +26,16 @@ def payload_sha256(payload: dict[str, Any]) -> str:
 
 
 def request_approval(session: Session, *, mission_id: str, key: str, kind: str, step: str, agent: str,
-                     question: str, payload: dict[str, Any]) -> Approval:
-    """Open a gate (idempotent on ``key``: a replayed node finds the same row)."""
+                     question: str, payload: dict[str, Any] | Callable[[Session], dict[str, Any]]) -> Approval:
+    """Open a gate (idempotent on ``key``: a replayed node finds the same row).
+
+    ``payload`` may be a function of the session: it is then read only when the gate is new.
+    """
     existing = session.scalar(select(Approval).where(Approval.mission_id == mission_id, Approval.key == key))
     if existing is not None:
         return existing
+    if callable(payload):
+        payload = payload(session)
     payload = json.loads(json.dumps(payload, default=str))
     row = Approval(mission_id=mission_id, key=key, kind=kind, step=step, agent=agent, question=question,
                    payload=payload, payload_sha256=payload_sha256(payload), status="pending")
@@ -43,12 +49,17 @@ def request_approval(session: Session, *, mission_id: str, key: str, kind: str, 
 
 def decide_approval(session: Session, *, mission_id: str, decision: Decision, actor: str,
                     approval_id: int | None = None, comment: str | None = None,
-                    quoted_sha256: str | None = None) -> Approval:
-    """Decide the pending gate (the given one, or the only one pending); a stale quoted hash is refused."""
-    stmt = select(Approval).where(Approval.mission_id == mission_id, Approval.status == "pending")
-    if approval_id is not None:
-        stmt = select(Approval).where(Approval.mission_id == mission_id, Approval.id == approval_id)
-    row = session.scalar(stmt.order_by(Approval.id).with_for_update())
+                    quoted_sha256: str | None = None, approval: Approval | None = None) -> Approval:
+    """Decide the pending gate (the given one, or the only one pending); a stale quoted hash is refused.
+
+    ``approval``: the row itself, when the caller created it in this very transaction.
+    """
+    row = approval
+    if row is None:
+        stmt = select(Approval).where(Approval.mission_id == mission_id, Approval.status == "pending")
+        if approval_id is not None:
+            stmt = select(Approval).where(Approval.mission_id == mission_id, Approval.id == approval_id)
+        row = session.scalar(stmt.order_by(Approval.id).with_for_update())
     if row is None:
         raise InvalidTransition(f"mission {mission_id} has no pending approval"
                                 + (f" with id {approval_id}" if approval_id is not None else ""))

@@ -4,25 +4,83 @@ Every step of every mission writes a handful of rows: journal turns, tool calls,
 transitions. Through SQLAlchemy's Core each statement costs about 30 µs of Python, on the driver's cursor
 about 8 µs (``bench/graph_overhead.py`` measures the whole path). The SQL is written once, with ``:name``
 placeholders; values go through the columns' own SQLAlchemy type processors, so a row written here is
-what the ORM would have written, and reads back the same through the models. The transaction stays the
-session's: these statements commit or roll back with everything else the caller wrote.
+what the ORM would have written, and reads back the same through the models.
+
+A statement runs in the caller's transaction: a :class:`~sqlalchemy.orm.Session`'s (it commits or rolls
+back with everything else the session wrote), or a :func:`transaction` of its own on a pooled connection,
+for the writes that need nothing but these statements (a Session costs about 60 µs more per transaction).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-__all__ = ["Statement"]
+from orchestrator.db.engine import engine_for
+
+__all__ = ["Statement", "Transaction", "Writer", "transaction", "dialect_name"]
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 Processor = Callable[[Any], Any] | None
+
+
+@dataclass
+class Transaction:
+    """A write transaction held directly on a pooled DBAPI connection."""
+
+    dialect: Dialect
+    connection: Any
+    """The driver's connection (``sqlite3.Connection``, ``psycopg.Connection``)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Scratch space that lives as long as the transaction (like ``Session.info``)."""
+
+
+Writer = Session | Transaction
+"""Where a direct statement runs: a session's transaction or a direct one."""
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[Transaction]:
+    """A write transaction on the database at ``url``: committed on success, rolled back on error.
+
+    SQLite takes the write lock up front (``BEGIN IMMEDIATE``), as the engine's sessions do.
+    """
+    engine = engine_for(url)
+    pooled = engine.raw_connection()
+    try:
+        dbapi = pooled.driver_connection
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            dbapi.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(engine.dialect, dbapi)
+        except BaseException:
+            dbapi.rollback()
+            raise
+        if sqlite:
+            dbapi.execute("COMMIT")
+        else:
+            dbapi.commit()
+    finally:
+        pooled.close()
+
+
+def _driver(writer: Writer) -> tuple[Dialect, Any]:
+    if isinstance(writer, Transaction):
+        return writer.dialect, writer.connection
+    conn = writer.connection()
+    return conn.dialect, conn.connection.driver_connection
+
+
+def dialect_name(writer: Writer) -> str:
+    return writer.dialect.name if isinstance(writer, Transaction) else writer.get_bind().dialect.name
 
 
 @dataclass(frozen=True)
@@ -66,15 +124,15 @@ class Statement:
         results = tuple(types(col).result_processor(dialect, None) for col in self.returns)
         return _Compiled(sql, binds, results)
 
-    def run(self, session: Session, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Execute in the session's transaction (beginning it if needed); returns the converted rows."""
-        conn = session.connection()
-        compiled = self._by_dialect.get(conn.dialect.name)
+    def run(self, writer: Writer, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute in the writer's transaction (a session begins one if needed); returns the converted rows."""
+        dialect, dbapi = _driver(writer)
+        compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
-            compiled = self._by_dialect[conn.dialect.name] = self._compile(conn.dialect)
+            compiled = self._by_dialect[dialect.name] = self._compile(dialect)
         params = {name: (value if (value := values[name]) is None or proc is None else proc(value))
                   for name, proc in compiled.binds}
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = dbapi.cursor()
         try:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall() if compiled.results else []

@@ -6,11 +6,11 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
-from orchestrator.db.direct import Statement
+from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
@@ -53,9 +53,12 @@ def get_mission(session: Session, mission_id: str, *, lock: bool = False) -> Mis
 
 
 def set_status(session: Session, *, mission_id: str, status: MissionStatus, actor: str,
-               error: str | None = None, step: str | None = None) -> Mission:
-    """Change a mission's status and record the change; terminal missions do not change again."""
-    mission = get_mission(session, mission_id, lock=True)
+               error: str | None = None, step: str | None = None, mission: Mission | None = None) -> Mission:
+    """Change a mission's status and record the change; terminal missions do not change again.
+
+    ``mission``: the row, when the caller already loaded it with ``lock=True`` in this session.
+    """
+    mission = mission if mission is not None else get_mission(session, mission_id, lock=True)
     if mission.status in TERMINAL and status != mission.status:
         raise InvalidTransition(f"mission {mission_id} is already {mission.status}; it cannot become {status}")
     if mission.status == status and error is None:
@@ -81,17 +84,21 @@ _START = Statement("UPDATE steps SET status = 'running', rounds = rounds + 1, fi
 _FINISH = Statement("UPDATE steps SET status = :status, summary = :summary, finished_at = :finished_at "
                     "WHERE mission_id = :mission_id AND name = :name AND status = 'running' AND rounds = :rounds "
                     "RETURNING started_at", Step.__table__, returns=("started_at",))
+_LAST_POSITION = Statement("SELECT MAX(position) FROM steps WHERE mission_id = :mission_id", Step.__table__,
+                           returns=("position",))
+_ADD = Statement("INSERT INTO steps (mission_id, name, position, status, rounds) "
+                 "VALUES (:mission_id, :name, :position, 'pending', 0)", Step.__table__)
 _CURRENT = Statement("UPDATE missions SET current_step = :current_step, updated_at = :updated_at "
                      "WHERE id = :id", Mission.__table__)
 
 
-def step_status(session: Session, *, mission_id: str, name: str) -> tuple[str, int] | None:
+def step_status(session: Writer, *, mission_id: str, name: str) -> tuple[str, int] | None:
     """(status, rounds) of a step, or None when it has no row yet."""
     rows = _STEP.run(session, {"mission_id": mission_id, "name": name})
     return (rows[0][0], rows[0][1]) if rows else None
 
 
-def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> int:
+def start_step(session: Writer, *, mission_id: str, name: str, actor: str) -> int:
     """Mark a step running (again, on a later round) and record it; returns its round (from 1).
 
     The report step and detours have no row until they first run: theirs is created here.
@@ -100,10 +107,8 @@ def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> i
     params = {"mission_id": mission_id, "name": name, "started_at": now}
     started = _START.run(session, params)
     if not started:
-        conn = session.connection()
-        position = conn.execute(select(func.max(Step.position)).where(Step.mission_id == mission_id)).scalar()
-        conn.execute(insert(Step).values(mission_id=mission_id, name=name, position=(position or 0) + 1,
-                                         status="pending", rounds=0))
+        ((last,),) = _LAST_POSITION.run(session, {"mission_id": mission_id})
+        _ADD.run(session, {"mission_id": mission_id, "name": name, "position": (last or 0) + 1})
         started = _START.run(session, params)
     rounds = started[0][0]
     _CURRENT.run(session, {"id": mission_id, "current_step": name, "updated_at": now})
@@ -112,7 +117,7 @@ def start_step(session: Session, *, mission_id: str, name: str, actor: str) -> i
     return int(rounds)
 
 
-def finish_step(session: Session, *, mission_id: str, name: str, round_: int, actor: str, status: str = "done",
+def finish_step(session: Writer, *, mission_id: str, name: str, round_: int, actor: str, status: str = "done",
                 summary: str = "") -> bool:
     """Mark round ``round_`` of a step done (or failed/blocked) with its summary, and record it.
 
@@ -130,19 +135,24 @@ def finish_step(session: Session, *, mission_id: str, name: str, round_: int, ac
     return True
 
 
-def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float,
-                  statuses: tuple[str, ...] = ("queued", "running")) -> Mission | None:
-    """Take the lease on one mission if it is free (or its lease expired); None when someone else holds it."""
+_CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expires_at = :lease_expires_at "
+                   "WHERE id = :id AND status IN ('queued', 'running') AND (lease_owner IS NULL "
+                   "OR lease_owner = :lease_owner OR lease_expires_at < :now) RETURNING id",
+                   Mission.__table__, params={"now": "lease_expires_at"},
+                   returns=("id",))
+
+
+def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float) -> Mission | None:
+    """Take the lease on a queued or running mission if it is free (or its lease expired); None when
+    someone else holds it."""
     now = utcnow()
-    result = session.execute(
-        update(Mission)
-        .where(Mission.id == mission_id, Mission.status.in_(statuses),
-               or_(Mission.lease_owner.is_(None), Mission.lease_owner == worker, Mission.lease_expires_at < now))
-        .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_s))
-    )
-    if result.rowcount != 1:
+    claimed = _CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
+                                   "lease_expires_at": now + timedelta(seconds=lease_s)})
+    if not claimed:
         return None
-    return get_mission(session, mission_id)
+    mission = get_mission(session, mission_id)
+    session.expire(mission, ["lease_owner", "lease_expires_at"])  # written behind the ORM's back just now
+    return mission
 
 
 def claim_next(session: Session, *, worker: str, lease_s: float) -> Mission | None:
