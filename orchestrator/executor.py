@@ -18,12 +18,12 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
-from orchestrator.db.approvals import decide_approval, request_approval
+from orchestrator.db.approvals import approve_now, request_approval
+from orchestrator.db.direct import Writer, transaction
 from orchestrator.db.models import Approval
 from orchestrator.errors import ToolDenied, ToolError
 from orchestrator.journal import Journal, save_tool_call
@@ -47,7 +47,7 @@ class CallOutcome:
 
 
 def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, question: str,
-         payload: dict[str, Any] | Callable[[Session], dict[str, Any]],
+         payload: dict[str, Any] | Callable[[Writer], dict[str, Any]],
          journal: Journal | None = None) -> tuple[str, str, str | None]:
     """Ask a human (``interrupt()``) unless the run auto-approves; returns (decision, decided_by, comment).
 
@@ -55,12 +55,12 @@ def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, questio
     The approval row is created once (keyed); on a replay the same row is found and, because the node
     calls ``interrupt()`` again in the same order, LangGraph hands back the recorded resume value.
     """
-    with (journal.write_session() if journal is not None else session_scope(run.database_url)) as session:
-        row = request_approval(session, mission_id=run.mission_id, key=key, kind=kind, step=step, agent=agent,
+    with (journal.write() if journal is not None else transaction(run.database_url)) as tx:
+        row = request_approval(tx, mission_id=run.mission_id, key=key, kind=kind, step=step, agent=agent,
                                question=question, payload=payload)
         if row.status == "pending" and run.auto_approve_by:
-            row = decide_approval(session, mission_id=run.mission_id, approval=row, decision="approved",
-                                  actor=run.auto_approve_by, comment="approved automatically")
+            row = approve_now(tx, mission_id=run.mission_id, gate=row, step=step, actor=run.auto_approve_by,
+                              comment="approved automatically")
         approval_id, status, sha, by, comment = row.id, row.status, row.payload_sha256, row.decided_by, row.comment
         payload = row.payload
     if run.auto_approve_by:  # decided above, on the spot: nothing to wait for

@@ -28,10 +28,12 @@ from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, pending_approvals
+from orchestrator.db.direct import transaction
 from orchestrator.db.missions import (
     TERMINAL,
     claim_mission,
     create_mission,
+    end_mission,
     get_mission,
     release_lease,
     renew_lease,
@@ -157,12 +159,12 @@ class Runner:
         owner = mission.lease_owner
         claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
                                 lease_s=self.settings.lease_seconds)
-        if claimed is None and _dead_local_owner(owner):
+        if not claimed and _dead_local_owner(owner):
             mission.lease_owner = None
             session.flush()
             claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
                                     lease_s=self.settings.lease_seconds)
-        if claimed is None:
+        if not claimed:
             raise InvalidTransition(f"mission {mission.id} is being run by {owner}; try again when its lease "
                                     "expires")
 
@@ -198,7 +200,12 @@ class Runner:
                 log.warning("lease heartbeat for mission %s failed", mission_id, exc_info=True)
 
     def _set(self, mission_id: str, status: str, *, error: str | None = None) -> str:
-        with session_scope(self.url) as session:
+        if status in TERMINAL:
+            with transaction(self.url) as tx:
+                if end_mission(tx, mission_id=mission_id, status=status, actor="orchestrator",  # type: ignore[arg-type]
+                               error=error):
+                    return status
+        with session_scope(self.url) as session:  # not running any more: set_status knows what to do
             return set_status(session, mission_id=mission_id, status=status, actor="orchestrator",  # type: ignore[arg-type]
                               error=error).status
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from orchestrator.audit import verify_chain
 from orchestrator.context import RunContext
 from orchestrator.db.artifacts import list_tasks, task_dict
+from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.missions import get_mission
 from orchestrator.db.models import Approval, Artifact, Delegation, Step
 
@@ -80,11 +81,16 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
     return view
 
 
-def release_payload(session: Session, run: RunContext) -> dict[str, Any]:
+_RELEASE_PLAN = Statement("SELECT summary FROM steps WHERE mission_id = :mission_id AND name = 'release'",
+                          Step.__table__, returns=("summary",))
+_SHIPPED = Statement("SELECT path, sha256, kind FROM artifacts WHERE mission_id = :mission_id ORDER BY path",
+                     Artifact.__table__, returns=("path", "sha256", "kind"))
+_SHIPPED_KINDS = ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")
+
+
+def release_payload(session: Writer, run: RunContext) -> dict[str, Any]:
     """What a person approves at the release gate: the release step's summary and the files it rests on."""
-    release = session.scalar(select(Step.summary).where(Step.mission_id == run.mission_id, Step.name == "release"))
-    artifacts = session.execute(select(Artifact.path, Artifact.sha256, Artifact.kind)
-                                .where(Artifact.mission_id == run.mission_id).order_by(Artifact.path)).all()
-    shipped = [{"path": a.path, "sha256": a.sha256, "kind": a.kind} for a in artifacts
-               if a.kind in ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")]
-    return {"mission": run.mission.objective, "plan": release or "", "artifacts": shipped}
+    plan = _RELEASE_PLAN.run(session, {"mission_id": run.mission_id})
+    artifacts = _SHIPPED.run(session, {"mission_id": run.mission_id})
+    shipped = [{"path": path, "sha256": sha, "kind": kind} for path, sha, kind in artifacts if kind in _SHIPPED_KINDS]
+    return {"mission": run.mission.objective, "plan": (plan[0][0] if plan else None) or "", "artifacts": shipped}

@@ -15,7 +15,7 @@ from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
-    "MissionStatus", "STEPS", "TERMINAL", "create_mission", "get_mission", "set_status", "start_step", "finish_step", "step_status",
+    "MissionStatus", "STEPS", "TERMINAL", "create_mission", "end_mission", "get_mission", "set_status", "start_step", "finish_step", "step_status",
     "claim_next", "claim_mission", "renew_lease", "release_lease",
 ]
 
@@ -68,11 +68,34 @@ def set_status(session: Session, *, mission_id: str, status: MissionStatus, acto
     if status in TERMINAL:
         mission.lease_owner = None
         mission.lease_expires_at = None
+    _record_status(session, mission_id=mission_id, status=status, actor=actor, error=error, step=step)
+    return mission
+
+
+_END = Statement("UPDATE missions SET status = :status, error = :error, updated_at = :updated_at, "
+                 "lease_owner = NULL, lease_expires_at = NULL WHERE id = :id "
+                 "AND status NOT IN ('completed', 'failed', 'rejected', 'cancelled') RETURNING id",
+                 Mission.__table__, returns=("id",))
+
+
+def end_mission(session: Writer, *, mission_id: str, status: MissionStatus, actor: str,
+                error: str | None = None) -> bool:
+    """Record a run's terminal status and release its lease (direct: every run ends this way); False, with
+    nothing written, when the mission had already ended (:func:`set_status` says how)."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status} is not a terminal status")
+    if not _END.run(session, {"id": mission_id, "status": status, "error": error, "updated_at": utcnow()}):
+        return False
+    _record_status(session, mission_id=mission_id, status=status, actor=actor, error=error)
+    return True
+
+
+def _record_status(session: Writer, *, mission_id: str, status: str, actor: str, error: str | None,
+                   step: str | None = None) -> None:
     payload: dict[str, Any] = {"status": status}
     if error:
         payload["error"] = error
     append_event(session, mission_id=mission_id, kind="mission.status", actor=actor, step=step, payload=payload)
-    return mission
 
 
 _STEP = Statement("SELECT status, rounds FROM steps WHERE mission_id = :mission_id AND name = :name",
@@ -142,17 +165,18 @@ _CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expire
                    returns=("id",))
 
 
-def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float) -> Mission | None:
-    """Take the lease on a queued or running mission if it is free (or its lease expired); None when
+def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float) -> bool:
+    """Take the lease on a queued or running mission if it is free (or its lease expired); False when
     someone else holds it."""
     now = utcnow()
     claimed = _CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
                                    "lease_expires_at": now + timedelta(seconds=lease_s)})
     if not claimed:
-        return None
-    mission = get_mission(session, mission_id)
-    session.expire(mission, ["lease_owner", "lease_expires_at"])  # written behind the ORM's back just now
-    return mission
+        return False
+    mission = session.get(Mission, mission_id)  # from the identity map when the caller loaded it
+    if mission is not None:
+        session.expire(mission, ["lease_owner", "lease_expires_at"])  # written behind the ORM's back just now
+    return True
 
 
 def claim_next(session: Session, *, worker: str, lease_s: float) -> Mission | None:
