@@ -7,6 +7,7 @@ Their schemas are what a model sees, so their docstrings and fields are the cont
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from langchain_core.tools import BaseTool, StructuredTool
 
@@ -38,20 +39,26 @@ def handoff_target(tool_name: str, agents: Mapping[str, AgentSpec]) -> str | Non
 
 def create_handoff_tool(agent: AgentSpec) -> BaseTool:
     """The tool through which a lead delegates to ``agent``; its arguments are the brief."""
+    return _handoff_tool(agent.name, agent.title, agent.description)
 
+
+@lru_cache(maxsize=64)
+def _handoff_tool(name: str, title: str, description: str) -> BaseTool:
+    # Built once per definition: a tool is a schema and a name, and every agent turn binds the same ones.
     def _never_called(task: str, context: str = "", expected_output: str = "") -> str:
         raise RuntimeError("handoff tools are routed by the graph, not executed")
 
     return StructuredTool.from_function(
         func=_never_called,
-        name=_tool_name(agent.name),
-        description=(f"Delegate to the {agent.title} agent ({agent.description}). Give a precise task, the "
+        name=_tool_name(name),
+        description=(f"Delegate to the {title} agent ({description}). Give a precise task, the "
                      "context it needs (files, figures, constraints) and the output you expect back. "
                      "Its typed result (summary, findings, artifacts, status) comes back as this call's result."),
         args_schema=Brief,
     )
 
 
+@lru_cache(maxsize=1)
 def submit_result_tool() -> BaseTool:
     """The tool a sub-agent calls to end its delegation with a typed result."""
 

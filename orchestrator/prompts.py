@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
@@ -35,7 +36,12 @@ class RunFacts:
 
 def procedure_items(agent: AgentSpec) -> list[str]:
     """The numbered items of the agent's Operating Procedure, in order."""
-    return [m.group(1).strip() for m in re.finditer(r"^\d+\.\s+(.*)$", agent.section("Operating Procedure"), re.M)]
+    return list(_numbered_items(agent.section("Operating Procedure")))
+
+
+@lru_cache(maxsize=64)
+def _numbered_items(text: str) -> tuple[str, ...]:
+    return tuple(m.group(1).strip() for m in re.finditer(r"^\d+\.\s+(.*)$", text, re.M))
 
 
 def system_prompt(agent: AgentSpec, mission: MissionSpec, facts: RunFacts, *, peers: list[AgentSpec]) -> str:
