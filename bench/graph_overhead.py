@@ -4,7 +4,7 @@ Both graphs run the same seven lead steps and the release gate between release a
 scripted chat model asks for one cheap tool call (``list_files`` on an empty workspace) and then answers. The bare graph checkpoints with LangGraph's
 SQLite saver and records nothing else; ours also writes its journal, steps, events and audit chain.
 
-    python bench/graph_overhead.py [--missions 5] [--rounds 5]
+    python bench/graph_overhead.py [--missions 10] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def run_ours(missions: int, workspace: Path, settings: Settings) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--missions", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--missions", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as raw:
         tmp = Path(raw)

@@ -10,7 +10,6 @@ import gc
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from agents.loader import load_agents
 from orchestrator.chat_models import model_name_for, settings_model_factory
@@ -28,21 +26,23 @@ from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import decide_approval, pending_approvals
-from orchestrator.db.direct import transaction
+from orchestrator.db.direct import Transaction, transaction
 from orchestrator.db.missions import (
     TERMINAL,
     claim_mission,
     create_mission,
     end_mission,
     get_mission,
+    mark_running,
     release_lease,
-    renew_lease,
+    run_row,
     set_status,
 )
 from orchestrator.db.models import Mission
 from orchestrator.db.schema import upgrade
 from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, OrchestratorError
 from orchestrator.graph import build_graph, first_input
+from orchestrator.leases import LeaseKeeper
 from orchestrator.mission import MissionSpec, parse_mission
 from orchestrator.state import INITIAL_STATE
 from orchestrator.views import approval_view
@@ -86,6 +86,7 @@ class Runner:
         self.worker_id = worker_id or _worker_id()
         self._last_cancel_check = 0.0
         self._saver = open_checkpointer(self.url)
+        self._leases = LeaseKeeper(self.url, worker=self.worker_id, lease_s=settings.lease_seconds)
         self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
         # What is loaded by now (the ML toolkit's libraries, definitions, the compiled graph) lives as long as
         # the process: keep it out of the cyclic collector's full scans, which otherwise cost every mission
@@ -93,6 +94,7 @@ class Runner:
         gc.freeze()
 
     def close(self) -> None:
+        self._leases.close()
         self._saver.__exit__(None, None, None)
 
     def __enter__(self) -> Runner:
@@ -134,39 +136,36 @@ class Runner:
         """One transaction: check the mission can run, take its lease, mark it running (starting its first
         step if it never ran); returns the run context and the graph input."""
         runnable = graph_input is None or isinstance(graph_input, (dict, Command))
-        with session_scope(self.url) as session:
-            mission = get_mission(session, mission_id, lock=True)
+        # Direct statements (orchestrator.db.direct): every run of every mission starts here.
+        with transaction(self.url) as tx:
+            mission = run_row(tx, mission_id)
             if mission.status in TERMINAL:
                 raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nothing to run")
             if mission.status == "waiting_approval":
                 raise InvalidTransition(f"mission {mission_id} is waiting for an approval: "
                                         f"`orchestrator approve {mission_id}` (or --reject) first")
             if not claimed:
-                self._claim(session, mission)
+                self._claim(tx, mission_id, owner=mission.lease_owner)
             # A mission still queued with no checkpoint was never started: none of its nodes ran before.
             fresh = isinstance(graph_input, dict) and mission.status == "queued"
             if runnable:
-                set_status(session, mission_id=mission_id, status="running", actor="orchestrator", mission=mission)
+                mark_running(tx, mission_id=mission_id, was=mission.status, actor="orchestrator")
             if fresh:
-                graph_input = first_input(session, mission_id=mission_id)
-            context = RunContext(settings=self.settings, agents=self.agents, mission_id=mission.id,
+                graph_input = first_input(tx, mission_id=mission_id)
+            context = RunContext(settings=self.settings, agents=self.agents, mission_id=mission_id,
                                  mission=MissionSpec.model_validate(mission.spec), workspace=Path(mission.workspace),
                                  model_factory=self.model_factory, auto_approve_by=mission.auto_approve_by,
                                  fresh=fresh)
             return context, graph_input
 
-    def _claim(self, session: Session, mission: Mission) -> None:
-        owner = mission.lease_owner
-        claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
-                                lease_s=self.settings.lease_seconds)
-        if not claimed and _dead_local_owner(owner):
-            mission.lease_owner = None
-            session.flush()
-            claimed = claim_mission(session, mission_id=mission.id, worker=self.worker_id,
-                                    lease_s=self.settings.lease_seconds)
-        if not claimed:
-            raise InvalidTransition(f"mission {mission.id} is being run by {owner}; try again when its lease "
-                                    "expires")
+    def _claim(self, tx: Transaction, mission_id: str, *, owner: str | None) -> None:
+        lease_s = self.settings.lease_seconds
+        if claim_mission(tx, mission_id=mission_id, worker=self.worker_id, lease_s=lease_s):
+            return
+        if _dead_local_owner(owner) and claim_mission(tx, mission_id=mission_id, worker=self.worker_id,
+                                                      lease_s=lease_s, dead_owner=owner):
+            return
+        raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease expires")
 
     def run(self, mission_id: str, *, claimed: bool = False) -> str:
         """Drive the mission until it ends or waits for a human; returns its status.
@@ -176,28 +175,15 @@ class Runner:
         """
         graph_input = self._graph_input(mission_id)
         context, graph_input = self._start(mission_id, claimed=claimed, graph_input=graph_input)
-        stop = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(mission_id, stop), daemon=True)
-        heartbeat.start()
         status: str | None = None
         try:
-            status = self._drive(context, graph_input)
+            with self._leases.hold(mission_id):
+                status = self._drive(context, graph_input)
             return status
         finally:
-            stop.set()
-            heartbeat.join(timeout=5)
             if status not in TERMINAL:  # a terminal status change already cleared the lease
                 with session_scope(self.url) as session:
                     release_lease(session, mission_id=mission_id, worker=self.worker_id)
-
-    def _heartbeat(self, mission_id: str, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.lease_seconds / 3):
-            try:
-                with session_scope(self.url) as session:
-                    renew_lease(session, mission_id=mission_id, worker=self.worker_id,
-                                lease_s=self.settings.lease_seconds)
-            except Exception:  # a missed heartbeat only shortens the lease
-                log.warning("lease heartbeat for mission %s failed", mission_id, exc_info=True)
 
     def _set(self, mission_id: str, status: str, *, error: str | None = None) -> str:
         if status in TERMINAL:

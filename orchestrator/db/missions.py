@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
-    "MissionStatus", "STEPS", "TERMINAL", "create_mission", "end_mission", "get_mission", "set_status", "start_step", "finish_step", "step_status",
+    "MissionStatus", "RunRow", "STEPS", "TERMINAL", "create_mission", "end_mission", "mark_running", "run_row", "get_mission", "set_status", "start_step", "finish_step", "step_status",
     "claim_next", "claim_mission", "renew_lease", "release_lease",
 ]
 
@@ -165,18 +165,51 @@ _CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expire
                    returns=("id",))
 
 
-def claim_mission(session: Session, *, mission_id: str, worker: str, lease_s: float) -> bool:
+_DROP_LEASE = Statement("UPDATE missions SET lease_owner = NULL, lease_expires_at = NULL "
+                        "WHERE id = :id AND lease_owner = :lease_owner", Mission.__table__)
+
+
+def claim_mission(session: Writer, *, mission_id: str, worker: str, lease_s: float,
+                  dead_owner: str | None = None) -> bool:
     """Take the lease on a queued or running mission if it is free (or its lease expired); False when
-    someone else holds it."""
+    someone else holds it. ``dead_owner``: a holder known to be dead, whose lease is dropped first."""
     now = utcnow()
-    claimed = _CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
-                                   "lease_expires_at": now + timedelta(seconds=lease_s)})
-    if not claimed:
-        return False
-    mission = session.get(Mission, mission_id)  # from the identity map when the caller loaded it
-    if mission is not None:
-        session.expire(mission, ["lease_owner", "lease_expires_at"])  # written behind the ORM's back just now
-    return True
+    if dead_owner is not None:
+        _DROP_LEASE.run(session, {"id": mission_id, "lease_owner": dead_owner})
+    return bool(_CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
+                                     "lease_expires_at": now + timedelta(seconds=lease_s)}))
+
+
+class RunRow(NamedTuple):
+    """What starting a run needs to know of its mission."""
+
+    status: str
+    spec: dict[str, Any]
+    workspace: str
+    auto_approve_by: str | None
+    lease_owner: str | None
+
+
+_RUN_ROW = Statement("SELECT status, spec, workspace, auto_approve_by, lease_owner FROM missions WHERE id = :id",
+                     Mission.__table__, returns=RunRow._fields)
+_RUNNING = Statement("UPDATE missions SET status = 'running', error = NULL, updated_at = :updated_at WHERE id = :id",
+                     Mission.__table__)
+
+
+def run_row(session: Writer, mission_id: str) -> RunRow:
+    """The mission's status, spec, workspace and lease (read directly: every run starts here)."""
+    rows = _RUN_ROW.run(session, {"id": mission_id})
+    if not rows:
+        raise MissionNotFound(f"no mission with id {mission_id!r} (see `orchestrator missions list`)")
+    return RunRow(*rows[0])
+
+
+def mark_running(session: Writer, *, mission_id: str, was: str, actor: str) -> None:
+    """Record that a run drives the mission now (``was``: its status until now)."""
+    if was == "running":
+        return
+    _RUNNING.run(session, {"id": mission_id, "updated_at": utcnow()})
+    _record_status(session, mission_id=mission_id, status="running", actor=actor, error=None)
 
 
 def claim_next(session: Session, *, worker: str, lease_s: float) -> Mission | None:
