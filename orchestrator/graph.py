@@ -34,7 +34,7 @@ from orchestrator.db.delegations import (
     find_open_delegation,
     open_delegation,
 )
-from orchestrator.db.direct import Statement, Writer
+from orchestrator.db.direct import Statement, Writer, transaction
 from orchestrator.db.missions import STEPS, finish_step, start_step, step_status
 from orchestrator.db.models import Event
 from orchestrator.errors import LimitExceeded
@@ -92,9 +92,9 @@ def _open_step(run: RunContext, step: str, state: MissionState, *,
             return state["step_round"], [], after, Journal(run.database_url, run.mission_id)
         if opened is not None and opened["step"] == step:
             return opened["round"], opened["notes"], opened["notes_seq"], Journal(run.database_url, run.mission_id)
-        with session_scope(run.database_url) as session:
-            rounds = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
-            notes, seen = _unread_notes(session, run.mission_id, after)
+        with transaction(run.database_url) as tx:
+            rounds = start_step(tx, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+            notes, seen = _unread_notes(tx, run.mission_id, after)
         return rounds, notes, seen, Journal(run.database_url, run.mission_id)
     with session_scope(run.database_url, readonly=True) as session:
         current = step_status(session, mission_id=run.mission_id, name=step)
@@ -104,8 +104,8 @@ def _open_step(run: RunContext, step: str, state: MissionState, *,
             journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds),
                                    session=session)
             return rounds, notes, seen, journal
-    with session_scope(run.database_url) as session:
-        rounds = start_step(session, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
+    with transaction(run.database_url) as tx:
+        rounds = start_step(tx, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
     return rounds, notes, seen, Journal(run.database_url, run.mission_id)  # a new round has no records yet
 
 

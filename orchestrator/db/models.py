@@ -102,7 +102,7 @@ class Step(Base):
     __table_args__ = (UniqueConstraint("mission_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))  # indexed by the unique key
     name: Mapped[str] = mapped_column(String(24))
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(24), default="pending")
@@ -145,7 +145,7 @@ class Approval(Base):
     __table_args__ = (UniqueConstraint("mission_id", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))  # indexed by the unique key
     key: Mapped[str] = mapped_column(String(200))
     """What the gate is bound to (release gate, or the fingerprint of one tool call)."""
     kind: Mapped[str] = mapped_column(String(32))
@@ -168,7 +168,7 @@ class Artifact(Base):
     __table_args__ = (UniqueConstraint("mission_id", "path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))  # indexed by the unique key
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -202,7 +202,7 @@ class ToolCall(Base):
     __table_args__ = (UniqueConstraint("mission_id", "call_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))  # indexed by the unique key
     call_id: Mapped[str] = mapped_column(String(200))
     tool: Mapped[str] = mapped_column(String(64))
     agent: Mapped[str] = mapped_column(String(64))
@@ -226,7 +226,7 @@ class ModelTurn(Base):
     __table_args__ = (UniqueConstraint("mission_id", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))  # indexed by the unique key
     key: Mapped[str] = mapped_column(String(300))
     message: Mapped[dict[str, Any]]
     input_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -241,7 +241,7 @@ class Event(Base):
     __table_args__ = (UniqueConstraint("mission_id", "seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mission_id: Mapped[str] = mapped_column(String(32), index=True)
+    mission_id: Mapped[str] = mapped_column(String(32))  # indexed by the unique key it leads
     seq: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(40))

@@ -26,3 +26,16 @@ def test_alembic_head_matches_the_models(db_url: str) -> None:
         diff = [d for d in compare_metadata(context, Base.metadata)
                 if not _checkpointer_owned(d)]
     assert diff == []
+
+
+def test_every_migration_downgrades_and_upgrades_again(tmp_path) -> None:  # noqa: ANN001
+    from alembic import command
+
+    from orchestrator.db.schema import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "base")
+    assert current_revision(url) is None
+    upgrade(url)
+    assert current_revision(url) == head_revision(url)
