@@ -41,12 +41,12 @@ class LoopResult:
     """Holds model answers not yet written: the caller's next record (``journal.write()``) writes them."""
 
 
-def _ask_model(journal: Journal, agent: AgentSpec, bound, system: str, messages: list[BaseMessage], *,  # noqa: ANN001
-               key: str, step: str, delegation_id: int | None) -> AIMessage:
+def _ask_model(journal: Journal, agent: AgentSpec, bound, system: SystemMessage,  # noqa: ANN001
+               messages: list[BaseMessage], *, key: str, step: str, delegation_id: int | None) -> AIMessage:
     recorded = journal.turns.get(key)
     if recorded is not None:
         return recorded
-    answer = bound.invoke([SystemMessage(content=system), *messages])
+    answer = bound.invoke([system, *messages])
     if not isinstance(answer, AIMessage):
         answer = AIMessage(content=str(answer.content))
     answer.content = redact(answer.content) if isinstance(answer.content, str) else answer.content
@@ -63,10 +63,11 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
     control = [create_handoff_tool(peer) for peer in peers] + ([submit_result_tool()] if is_sub else [])
     bound = run.model_factory(agent, run).bind_tools([*tools, *control])
     peer_names = {peer.name for peer in peers}
+    instructions = SystemMessage(content=system)
     messages = list(history)
     out = LoopResult(journal=journal or Journal.load(run.database_url, run.mission_id, agent=agent.name, scope=scope))
     for _ in range(run.settings.max_agent_turns):
-        answer = _ask_model(out.journal, agent, bound, system, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
+        answer = _ask_model(out.journal, agent, bound, instructions, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
                             delegation_id=delegation_id)
         usage = answer.usage_metadata or {}
         out.input_tokens += usage.get("input_tokens", 0)

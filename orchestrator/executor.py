@@ -135,17 +135,17 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
         except (ValueError, AttributeError):
             sandboxed = None
     signals = list(ctx.signals)
-    safe_args = redact_obj(args)
+    safe_args, args_sha256, result_sha256 = redact_obj(args), digest(args), digest(result)
     with journal.write() as session:
         save_tool_call(session, mission_id=run.mission_id, call_id=call_id, tool=name, agent=agent, step=step,
-                       delegation_id=delegation_id, args_sha256=digest(args), result=result,
-                       result_sha256=digest(result), status=status, decision=decision,
+                       delegation_id=delegation_id, args_sha256=args_sha256, result=result,
+                       result_sha256=result_sha256, status=status, decision=decision,
                        signals=[{"kind": s.kind, "detail": s.detail, "data": s.data} for s in signals],
                        sandboxed=sandboxed, duration_ms=duration_ms)
         append_event(session, mission_id=run.mission_id, kind="tool.called", actor=agent, step=step,
                      delegation_id=delegation_id,
-                     payload={"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": digest(args),
-                              "result_preview": result[:_PREVIEW], "result_sha256": digest(result),
+                     payload={"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": args_sha256,
+                              "result_preview": result[:_PREVIEW], "result_sha256": result_sha256,
                               "status": status, "decision": decision, "duration_ms": duration_ms,
                               "sandboxed": sandboxed, "signals": [s.kind for s in signals]})
     log.info("tool %s by %s in %s: %s (%.0f ms)", name, agent, step, status, duration_ms)

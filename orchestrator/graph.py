@@ -109,6 +109,13 @@ def _open_step(run: RunContext, step: str, state: MissionState, *,
     return rounds, notes, seen, Journal(run.database_url, run.mission_id)  # a new round has no records yet
 
 
+def _changed(state: MissionState, update: dict[str, Any]) -> dict[str, Any]:
+    """The update without the fields it would set to the value they have: each written field is a channel
+    write, versioned and saved in the next checkpoint."""
+    return {key: value for key, value in update.items()
+            if key == "messages" or key not in state or state[key] != value}  # type: ignore[literal-required]
+
+
 def _scope(step: str, rounds: int) -> str:
     return f"{step}.r{rounds}"
 
@@ -181,7 +188,7 @@ def _make_step_node(step: str):  # noqa: ANN202
             update["pending"] = {"to": target, "from_agent": lead.name, "step": step, "reason": "planned",
                                  "brief": brief.model_dump(), "tool_call_id": call_id, "return_to": step}
             result.journal.flush()
-            return Command(goto=target, update=update)
+            return Command(goto=target, update=_changed(state, update))
         summary = result.final.content if result.final is not None and isinstance(result.final.content, str) else ""
         goto, extra = _route_after(step, signals, state, run, rounds)
         status = "blocked" if goto in ("__blocked__",) or (step == "package" and goto == "package") else "done"
@@ -200,10 +207,10 @@ def _make_step_node(step: str):  # noqa: ANN202
             update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1
         if goto == "__blocked__":
             update["outcome"] = f"failed: release blocked by security review: {extra.get('blocked')}"
-            return Command(goto=END, update=update)
+            return Command(goto=END, update=_changed(state, update))
         if goto == END:
             update["outcome"] = "completed"
-        return Command(goto=goto, update=update)
+        return Command(goto=goto, update=_changed(state, update))
 
     step_node.__name__ = f"step_{step}"
     return step_node

@@ -6,12 +6,13 @@ workspace or the network, so each rule is testable on its own.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from orchestrator.errors import ToolDenied
@@ -92,14 +93,24 @@ def production_targets(tool_name: str, args: Mapping[str, Any], patterns: Iterab
     Paths are matched as given (workspace-relative) and without a leading ``/``; for shell commands every
     word is a candidate, with redirections (``>prod/x``) and ``--opt=value`` forms split apart.
     """
-    lowered = [pattern.lower() for pattern in patterns]
+    matcher = _matcher(tuple(patterns))
+    if matcher is None:
+        return []
     targets: list[str] = []
     for candidate in _candidates(tool_name, args):
         if not candidate or candidate in targets:
             continue
-        if any(fnmatchcase(form, pattern) for form in _normalise(candidate) for pattern in lowered):
+        if any(matcher(form) for form in _normalise(candidate)):
             targets.append(candidate)
     return targets
+
+
+@lru_cache(maxsize=32)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None] | None:
+    """One regex for all the (lower-cased) glob patterns: every tool call is checked against them."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(pattern.lower())})" for pattern in patterns)).match
 
 
 def digest(obj: Any) -> str:
