@@ -42,7 +42,7 @@ from orchestrator.executor import gate
 from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
 from orchestrator.journal import Journal
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
-from orchestrator.state import INITIAL_STATE, MissionState, PendingHandoff
+from orchestrator.state import INITIAL_STATE, MissionState, OpenedStep, PendingHandoff
 from orchestrator.views import release_payload
 
 __all__ = ["build_graph", "first_input", "NODES", "DETOUR_STEPS"]
@@ -73,40 +73,46 @@ def _unread_notes(session: Writer, mission_id: str, after: int) -> tuple[list[st
     return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
 
 
+def _open(session: Writer, mission_id: str, step: str, *, notes_after: int) -> OpenedStep:
+    """Open ``step`` for the node that runs it next, in the transaction that ends the node before it.
+
+    The step's running round is reused when there is one: a node re-executed after a crash (its records
+    committed, its checkpoint lost) opens the round it opened the first time, and the step it leads to
+    replays that round's journal instead of acting again.
+    """
+    current = step_status(session, mission_id=mission_id, name=step)
+    if current is not None and current[0] == "running":
+        rounds = current[1]
+    else:
+        rounds = start_step(session, mission_id=mission_id, name=step, actor=LEAD_AGENT)
+    notes, seen = _unread_notes(session, mission_id, notes_after)
+    return {"step": step, "round": rounds, "notes": notes, "notes_seq": seen}
+
+
 def first_input(session: Writer, *, mission_id: str) -> dict[str, Any]:
-    """The graph's input for a mission that never ran: the initial state, its first step started in the
-    caller's transaction (the one that marks the mission running), so the first node opens no other."""
-    rounds = start_step(session, mission_id=mission_id, name=STEPS[0], actor=LEAD_AGENT)
-    notes, seen = _unread_notes(session, mission_id, 0)
-    return {**INITIAL_STATE, "opened": {"step": STEPS[0], "round": rounds, "notes": notes, "notes_seq": seen}}
+    """The graph's input for a mission that never ran: the initial state, its first step opened in the
+    caller's transaction (the one that marks the mission running)."""
+    return {**INITIAL_STATE, "opened": _open(session, mission_id, STEPS[0], notes_after=0)}
 
 
 def _open_step(run: RunContext, step: str, state: MissionState, *,
                starting: bool) -> tuple[int, list[str], int, Journal]:
-    """The step's round (starting it unless the previous step or a replay already did), the user messages
-    not yet seen, and the journal of this round; returns (round, notes, last note seq, journal)."""
+    """The step's round (opened by the node before, see :func:`_open`), the user messages not yet seen,
+    and the journal of this round; returns (round, notes, last note seq, journal)."""
     after = state.get("notes_seq") or 0
-    if run.fresh:  # nothing of this round can be on record yet: no read needed
-        opened = state.get("opened")
-        if not starting:
-            return state["step_round"], [], after, Journal(run.database_url, run.mission_id)
-        if opened is not None and opened["step"] == step:
-            return opened["round"], opened["notes"], opened["notes_seq"], Journal(run.database_url, run.mission_id)
+    opened = state.get("opened")
+    if starting and opened is not None and opened["step"] == step:
+        rounds, notes, seen = opened["round"], opened["notes"], opened["notes_seq"]
+    elif not starting and state.get("step_round"):
+        rounds, notes, seen = state["step_round"], [], after
+    else:  # nothing opened it (a checkpoint written before steps were opened ahead)
         with transaction(run.database_url) as tx:
-            rounds = start_step(tx, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
-            notes, seen = _unread_notes(tx, run.mission_id, after)
+            own = _open(tx, run.mission_id, step, notes_after=after)
+        rounds, notes, seen = own["round"], (own["notes"] if starting else []), own["notes_seq"]
+    if run.fresh:  # no node of a fresh run executes twice: nothing of this round can be on record yet
         return rounds, notes, seen, Journal(run.database_url, run.mission_id)
-    with session_scope(run.database_url, readonly=True) as session:
-        current = step_status(session, mission_id=run.mission_id, name=step)
-        notes, seen = _unread_notes(session, run.mission_id, after) if starting else ([], after)
-        if current is not None and current[0] == "running":
-            rounds = current[1]
-            journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds),
-                                   session=session)
-            return rounds, notes, seen, journal
-    with transaction(run.database_url) as tx:
-        rounds = start_step(tx, mission_id=run.mission_id, name=step, actor=LEAD_AGENT)
-    return rounds, notes, seen, Journal(run.database_url, run.mission_id)  # a new round has no records yet
+    journal = Journal.load(run.database_url, run.mission_id, agent=LEAD_AGENT, scope=_scope(step, rounds))
+    return rounds, notes, seen, journal
 
 
 def _changed(state: MissionState, update: dict[str, Any]) -> dict[str, Any]:
@@ -195,13 +201,13 @@ def _make_step_node(step: str):  # noqa: ANN202
         if step == "evaluate" and goto in ("data-scientist", "escalate"):
             status = "failed"
         with result.journal.write() as session:
-            # Idempotent on a replay: only the round that is still running is finished (and the next one started).
-            finished = finish_step(session, mission_id=run.mission_id, name=step, round_=rounds, actor=lead.name,
-                                   status=status, summary=summary)
-            if finished and goto in LEAD_STEPS:  # the next step starts as this one ends: one transaction
-                next_round = start_step(session, mission_id=run.mission_id, name=goto, actor=lead.name)
-                notes, seen = _unread_notes(session, run.mission_id, update.get("notes_seq", state.get("notes_seq") or 0))
-                update["opened"] = {"step": goto, "round": next_round, "notes": notes, "notes_seq": seen}
+            # Idempotent on a replay: only the round still running is finished, and the next step's open round
+            # is reused. The next step starts as this one ends: one transaction, one moment.
+            finish_step(session, mission_id=run.mission_id, name=step, round_=rounds, actor=lead.name,
+                        status=status, summary=summary)
+            if goto in LEAD_STEPS:
+                update["opened"] = _open(session, run.mission_id, goto,
+                                         notes_after=update.get("notes_seq", state.get("notes_seq") or 0))
         update.update(extra, step_open=False)
         if step == "evaluate":
             update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1
@@ -246,9 +252,14 @@ def _make_subagent_node(name: str):  # noqa: ANN202
             summary=(result.final.content if result.final and isinstance(result.final.content, str) else "")
             or "(the agent returned no summary)")
         tokens = (result.input_tokens or None, result.output_tokens or None)
+        return_to = pending["return_to"]
+        resumes_step = state.get("step") == return_to and state.get("step_open")
+        update: dict[str, Any] = {"pending": None}
         with result.journal.write_session() as session:
             close_delegation(session, delegation_id=delegation_id, result=typed.model_dump(), status=typed.status,
                              input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=_cost(run, *tokens))
+            if not resumes_step and return_to in LEAD_STEPS:  # a failure edge returns to a new round of a step
+                update["opened"] = _open(session, run.mission_id, return_to, notes_after=state.get("notes_seq") or 0)
         signals = _signals_of(state) + [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
         blocking = [f for f in typed.findings if f.severity in _BLOCKING]
         if blocking and not any(s["kind"] == "compliance" for s in signals):
@@ -259,7 +270,7 @@ def _make_subagent_node(name: str):  # noqa: ANN202
         else:
             reply = HumanMessage(content=f"[{agent.title} reports back on '{reason}' in step {step}]\n"
                                          f"{typed.model_dump_json()}")
-        return Command(goto=pending["return_to"], update={"messages": [reply], "pending": None, "signals": signals})
+        return Command(goto=return_to, update={**update, "messages": [reply], "signals": signals})
 
     subagent_node.__name__ = f"agent_{name.replace('-', '_')}"
     return subagent_node
@@ -291,7 +302,9 @@ def release_gate(state: MissionState, runtime: Runtime[RunContext]) -> Command[L
                                  question="Approve the release: shadow -> canary -> promote as planned?",
                                  payload=lambda session: release_payload(session, run))
     if decision == "approved":
-        return Command(goto="report")
+        with transaction(run.database_url) as tx:
+            opened = _open(tx, run.mission_id, "report", notes_after=state.get("notes_seq") or 0)
+        return Command(goto="report", update={"opened": opened})
     return Command(goto=END, update={"outcome": f"rejected: release rejected by {by}" + (f": {comment}" if comment else "")})
 
 
@@ -305,10 +318,11 @@ def escalate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Liter
                  "Continue to packaging with the risk recorded?", payload={"signals": _signals_of(state),
                                                                          "detail": detail})
     if decision == "approved":
-        with session_scope(run.database_url) as session:
-            append_event(session, mission_id=run.mission_id, kind="risk.accepted", actor=by, step="evaluate",
+        with transaction(run.database_url) as tx:
+            append_event(tx, mission_id=run.mission_id, kind="risk.accepted", actor=by, step="evaluate",
                          payload={"detail": detail, "comment": comment})
-        return Command(goto="package", update={"signals": []})
+            opened = _open(tx, run.mission_id, "package", notes_after=state.get("notes_seq") or 0)
+        return Command(goto="package", update={"signals": [], "opened": opened})
     return Command(goto=END, update={"outcome": f"failed: evaluation below thresholds; escalation rejected by {by}"})
 
 

@@ -205,7 +205,9 @@ class Runner:
                 if pending_approvals(session, mission_id=mission_id):
                     return "waiting"
             return Command(resume={"decided": True})
-        if snapshot.next:
+        if snapshot.next or snapshot.tasks:
+            # ``next`` leaves out a task whose writes were saved before its checkpoint was (a process that died
+            # in between): it is not done, LangGraph applies those writes when the run continues.
             return None
         return False
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
 from orchestrator.db.missions import create_mission
-from orchestrator.db.models import Mission, ToolCall
+from orchestrator.db.models import Mission, Step, ToolCall
 from orchestrator.errors import InvalidTransition
 from orchestrator.mission import parse_mission
 from orchestrator.runner import Runner
@@ -60,6 +60,35 @@ def test_killed_mission_resumes_without_running_a_completed_tool_twice(db_url: s
     counter = (workspace / "counter.txt").read_text().splitlines()
     assert counter == ["once", "slow"]  # the completed call did not run again; the killed one ran to its end
     assert _calls(db_url, mission_id) == {"k-1": 1, "k-2": 1, "k-3": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("die_at", ["writes:design", "checkpoint:2"])
+def test_a_step_whose_records_committed_but_not_its_checkpoint_resumes(db_url: str, workspace: Path,
+                                                                        die_at: str) -> None:
+    """The narrowest window: the design node's closing transaction committed (step done, implement opened),
+    then the process died before LangGraph saved design's outcome. The resumed run either executes design
+    again, which replays its journal, or applies its saved writes: either way the shell call is not run
+    twice, no step gets a second round, and the mission goes on to the end."""
+    with session_scope(db_url) as session:
+        mission_id = create_mission(session, text=MISSION_TEXT, spec=parse_mission(MISSION_TEXT).model_dump(),
+                                    workspace=str(workspace), auto_approve_by="test").id
+    script = [sys.executable, "-m", "tests.support.run_scripted", db_url, mission_id, "counted_path"]
+    first = subprocess.run([*script, die_at], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 137, first.stderr
+    with session_scope(db_url) as session:
+        steps = dict(session.execute(select(Step.name, Step.status).where(Step.mission_id == mission_id)).all())
+        assert (steps["design"], steps["implement"]) == ("done", "running")  # committed before the death
+
+    second = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "completed"
+    assert (workspace / "counter.txt").read_text().splitlines() == ["once"]
+    assert _calls(db_url, mission_id) == {"c-1": 1, "c-2": 1}
+    with session_scope(db_url) as session:
+        rounds = dict(session.execute(select(Step.name, Step.rounds).where(Step.mission_id == mission_id)).all())
+    assert rounds == {"align": 1, "design": 1, "implement": 1, "evaluate": 1, "package": 1, "release": 1,
+                      "report": 1}
 
 
 def test_second_resume_of_a_finished_mission_is_refused(tmp_path: Path, sqlite_url: str, workspace: Path) -> None:

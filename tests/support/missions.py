@@ -58,4 +58,17 @@ def slow_tool_path() -> dict[str, list[AIMessage]]:
     }
 
 
-SCRIPTS: dict[str, Any] = {"full_path": full_path, "slow_tool_path": slow_tool_path}
+def counted_path() -> dict[str, list[AIMessage]]:
+    """A mission whose design step appends one line to a file with the shell, then answers."""
+    return {
+        "ml-engineer": [
+            ai("", call("write_file", "c-1", path="counter.txt", content="")),
+            ai("Aligned."),
+            ai("", call("bash", "c-2", command="echo once >> counter.txt")),
+            ai("Designed."),
+            ai("Implemented."), ai("Evaluated."), ai("Packaged."), ai("Released."), ai("Reported."),
+        ],
+    }
+
+
+SCRIPTS: dict[str, Any] = {"full_path": full_path, "slow_tool_path": slow_tool_path, "counted_path": counted_path}

@@ -1,10 +1,17 @@
 """Run (or resume) a scripted mission in its own process, so a test can kill it with SIGKILL.
 
-    python -m tests.support.run_scripted DB_URL MISSION_ID SCRIPT_NAME
+    python -m tests.support.run_scripted DB_URL MISSION_ID SCRIPT_NAME [DIE_AT]
+
+``DIE_AT`` injects a fault at the checkpointer, LangGraph's boundary with the database: the process dies
+(``os._exit``) once a node's own records are committed but before LangGraph saved the node's outcome.
+``writes:NODE`` dies as LangGraph is about to save the writes of that node's task (so the node runs
+again on resume); ``checkpoint:N`` dies as it is about to write the checkpoint of superstep N (the
+task's writes may or may not have been saved by then).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from orchestrator.config import Settings
@@ -13,8 +20,30 @@ from tests.support.mission_scripts import PerMissionScripts
 from tests.support.missions import SCRIPTS
 
 
+def _die_at(where: str) -> None:
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    kind, _, target = where.partition(":")
+    for saver in (SqliteSaver, PostgresSaver):
+        def dying_put(self, config, checkpoint, metadata, new_versions, *, _put=saver.put):  # noqa: ANN001, ANN202
+            if kind == "checkpoint" and metadata.get("step") == int(target):
+                os._exit(137)
+            return _put(self, config, checkpoint, metadata, new_versions)
+
+        def dying_put_writes(self, config, writes, task_id, *args, _put_writes=saver.put_writes, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            if kind == "writes" and ("step", target) in [tuple(w) for w in writes]:
+                os._exit(137)
+            return _put_writes(self, config, writes, task_id, *args, **kwargs)
+
+        saver.put = dying_put  # type: ignore[method-assign]
+        saver.put_writes = dying_put_writes  # type: ignore[method-assign]
+
+
 def main() -> None:
     url, mission_id, script = sys.argv[1:4]
+    if len(sys.argv) > 4:
+        _die_at(sys.argv[4])
     settings = Settings(database_url=url, allow_unsandboxed_shell=True, _env_file=None)
     # Answers already journaled are replayed from the database, not asked again: the factory skips them.
     scripts = PerMissionScripts(SCRIPTS[script])
