@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import uuid
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ __all__ = ["Runner"]
 log = logging.getLogger(__name__)
 
 
+@cache
+def _freeze_startup_heap() -> None:
+    """Once per process, when the first runner is built: what is loaded by then (the ML toolkit's libraries,
+    the definitions, the compiled graph) lives as long as the process, so it is kept out of the cyclic
+    collector's full scans, which otherwise cost every mission several milliseconds (the gc.freeze() idiom
+    of pre-fork servers; collected first, so no garbage is frozen with it)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -88,10 +99,7 @@ class Runner:
         self._saver = open_checkpointer(self.url)
         self._leases = LeaseKeeper(self.url, worker=self.worker_id, lease_s=settings.lease_seconds)
         self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
-        # What is loaded by now (the ML toolkit's libraries, definitions, the compiled graph) lives as long as
-        # the process: keep it out of the cyclic collector's full scans, which otherwise cost every mission
-        # several milliseconds (the pre-fork servers' gc.freeze() idiom).
-        gc.freeze()
+        _freeze_startup_heap()
 
     def close(self) -> None:
         self._leases.close()

@@ -20,41 +20,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_TABLES = ("approvals", "artifacts", "events", "model_turns", "steps", "tool_calls")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('approvals', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_approvals_mission_id'))
-
-    with op.batch_alter_table('artifacts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_artifacts_mission_id'))
-
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_events_mission_id'))
-
-    with op.batch_alter_table('model_turns', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_model_turns_mission_id'))
-
-    with op.batch_alter_table('steps', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_steps_mission_id'))
-
-    with op.batch_alter_table('tool_calls', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_tool_calls_mission_id'))
+    for table in _TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f(f"ix_{table}_mission_id"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('tool_calls', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_tool_calls_mission_id'), ['mission_id'], unique=False)
-
-    with op.batch_alter_table('steps', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_steps_mission_id'), ['mission_id'], unique=False)
-
-    with op.batch_alter_table('model_turns', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_model_turns_mission_id'), ['mission_id'], unique=False)
-
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_events_mission_id'), ['mission_id'], unique=False)
-
-    with op.batch_alter_table('artifacts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_artifacts_mission_id'), ['mission_id'], unique=False)
-
-    with op.batch_alter_table('approvals', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_approvals_mission_id'), ['mission_id'], unique=False)
+    for table in reversed(_TABLES):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.create_index(batch_op.f(f"ix_{table}_mission_id"), ["mission_id"], unique=False)
