@@ -1,8 +1,11 @@
 """Per-step orchestration overhead of our procedure graph against a bare LangGraph graph of the same shape.
 
 Both graphs run the same seven lead steps and the release gate between release and report; in each step a
-scripted chat model asks for one cheap tool call (``list_files`` on an empty workspace) and then answers. The bare graph checkpoints with LangGraph's
-SQLite saver and records nothing else; ours also writes its journal, steps, events and audit chain.
+scripted chat model asks for one cheap tool call (``list_files`` on an empty workspace) and then answers.
+The bare graph checkpoints with LangGraph's SQLite saver and records nothing else; ours also claims the
+mission, writes its journal, tool calls, steps, approval, audit chain and final status (``Runner.run``).
+Both checkpoint synchronously into files in the temporary directory (``TMPDIR`` picks where; the saver
+syncs each checkpoint, so the storage's sync latency is part of both).
 
     python bench/graph_overhead.py [--missions 10] [--rounds 9]
 """

@@ -38,6 +38,8 @@ class Transaction:
     dialect: Dialect
     connection: Any
     """The driver's connection (``sqlite3.Connection``, ``psycopg.Connection``)."""
+    cursor: Any
+    """One cursor for the transaction's statements."""
     info: dict[str, Any] = field(default_factory=dict)
     """Scratch space that lives as long as the transaction (like ``Session.info``)."""
 
@@ -59,11 +61,14 @@ def transaction(url: str) -> Iterator[Transaction]:
         sqlite = engine.dialect.name == "sqlite"
         if sqlite:
             dbapi.execute("BEGIN IMMEDIATE")
+        cursor = dbapi.cursor()
         try:
-            yield Transaction(engine.dialect, dbapi)
+            yield Transaction(engine.dialect, dbapi, cursor)
         except BaseException:
+            cursor.close()
             dbapi.rollback()
             raise
+        cursor.close()
         if sqlite:
             dbapi.execute("COMMIT")
         else:
@@ -72,11 +77,6 @@ def transaction(url: str) -> Iterator[Transaction]:
         pooled.close()
 
 
-def _driver(writer: Writer) -> tuple[Dialect, Any]:
-    if isinstance(writer, Transaction):
-        return writer.dialect, writer.connection
-    conn = writer.connection()
-    return conn.dialect, conn.connection.driver_connection
 
 
 def dialect_name(writer: Writer) -> str:
@@ -87,7 +87,9 @@ def dialect_name(writer: Writer) -> str:
 class _Compiled:
     sql: str
     binds: tuple[tuple[str, Processor], ...]
+    """Only the parameters whose type converts values; the others are passed as they are."""
     results: tuple[Processor, ...]
+    convert_results: bool
 
 
 class Statement:
@@ -120,23 +122,37 @@ class Statement:
         def types(column: str):  # noqa: ANN202
             return self.table.c[column].type.dialect_impl(dialect)
 
-        binds = tuple((name, types(col).bind_processor(dialect)) for name, col in self.columns.items())
+        binds = tuple((name, proc) for name, col in self.columns.items()
+                      if (proc := types(col).bind_processor(dialect)) is not None)
         results = tuple(types(col).result_processor(dialect, None) for col in self.returns)
-        return _Compiled(sql, binds, results)
+        return _Compiled(sql, binds, results, any(proc is not None for proc in results))
 
     def run(self, writer: Writer, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Execute in the writer's transaction (a session begins one if needed); returns the converted rows."""
-        dialect, dbapi = _driver(writer)
+        """Execute in the writer's transaction (a session begins one if needed); returns the converted rows.
+
+        ``values`` may hold more keys than the statement's placeholders; the drivers read only theirs.
+        """
+        if isinstance(writer, Transaction):
+            dialect, cursor, own = writer.dialect, writer.cursor, False
+        else:
+            conn = writer.connection()
+            dialect, cursor, own = conn.dialect, conn.connection.driver_connection.cursor(), True
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
             compiled = self._by_dialect[dialect.name] = self._compile(dialect)
-        params = {name: (value if (value := values[name]) is None or proc is None else proc(value))
-                  for name, proc in compiled.binds}
-        cursor = dbapi.cursor()
+        params = values
+        if compiled.binds:
+            params = dict(values)
+            for name, proc in compiled.binds:
+                if (value := params[name]) is not None:
+                    params[name] = proc(value)
         try:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall() if compiled.results else []
         finally:
-            cursor.close()
+            if own:
+                cursor.close()
+        if not compiled.convert_results:
+            return rows
         return [tuple(value if proc is None else proc(value) for proc, value in zip(compiled.results, row, strict=True))
                 for row in rows]
