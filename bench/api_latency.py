@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,10 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.servers import free_port, wait_healthy  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -64,7 +62,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     (home / "workspaces" / "bench").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ORCH_HOME": str(home), "ORCH_PORT": str(port), "ORCH_HOST": "127.0.0.1",
            "ORCH_LOG_JSON": "true"}
     cli = [sys.executable, "-m", "orchestrator.cli"]
@@ -74,16 +72,7 @@ def main() -> None:
     server = subprocess.Popen([*cli, "serve", "--workers", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start:\n" + (home / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(base, server, lambda: (home / "server.log").read_text()[-3000:])
         headers = {"Authorization": f"Bearer {key}"}
         warm = min(100, args.requests)
         asyncio.run(_measure(base, headers, method="GET", path="/healthz", body=None, total=warm,

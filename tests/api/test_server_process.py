@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,32 +18,15 @@ from sqlalchemy import func, select
 from orchestrator.db import session_scope
 from orchestrator.db.models import Event, ToolCall
 from tests.api.conftest import sse_events
+from tests.support.servers import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None, "server did not start: " + log.read_text()[-2000:]
-        time.sleep(0.2)
-
-
 class Server:
     def __init__(self, tmp: Path, scenario: str) -> None:
-        self.tmp, self.scenario, self.port = tmp, scenario, _free_port()
+        self.tmp, self.scenario, self.port = tmp, scenario, free_port()
         self.url = f"sqlite:///{tmp / 'orchestrator.db'}"
         (tmp / "workspaces" / "ws").mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "ORCH_HOME": str(tmp / "home"), "ORCH_DATABASE_URL": self.url,
@@ -63,7 +45,7 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.serve_scripted", "--scenario",
                                       self.scenario, "--port", str(self.port)], env=self.env, cwd=REPO,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_healthy(self.base, self.proc, Path(self.log.name))
+        wait_healthy(self.base, self.proc, lambda: Path(self.log.name).read_text()[-2000:])
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -165,7 +147,7 @@ def test_demo_mission_over_http_with_the_builtin_planner(tmp_path: Path) -> None
     env = {key: value for key, value in os.environ.items() if not key.startswith("ORCH_")}
     env.update({"ORCH_HOME": str(tmp_path / "home"), "ORCH_WORKSPACE_ROOTS": json.dumps([str(tmp_path / "ws")]),
                 "PYTHONPATH": str(REPO)})
-    port = _free_port()
+    port = free_port()
     admin = subprocess.run([sys.executable, "-m", "orchestrator.cli", "keys", "create", "--role", "admin"], env=env,
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
@@ -173,7 +155,7 @@ def test_demo_mission_over_http_with_the_builtin_planner(tmp_path: Path) -> None
                             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc, tmp_path / "serve.log")
+        wait_healthy(base, proc, lambda: (tmp_path / "serve.log").read_text()[-2000:])
         text = (REPO / "orchestrator" / "data" / "anomaly-batch-scoring.md").read_text()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=60) as client:
             assert client.post("/api/v1/workspaces", json={"name": "demo", "template": "demo"}).status_code == 201

@@ -7,7 +7,6 @@ browser context per page so sessionStorage (the API key) never leaks between tes
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.servers import free_port, wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Offline, no background traffic: the page must work from our server alone.
@@ -67,12 +68,6 @@ class LiveServer:
         return "server log (tail):\n" + "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _cli() -> str:
     return str(Path(sys.executable).parent / "orchestrator")
 
@@ -87,7 +82,7 @@ def server_env() -> dict[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]) -> Iterator[LiveServer]:
     """The real service, as a user starts it: a key from ``orchestrator keys create``, then ``orchestrator serve``."""
     home = tmp_path_factory.mktemp("orch-home")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ORCH_HOME": str(home), "ORCH_HOST": "127.0.0.1", "ORCH_PORT": str(port),
            "ORCH_MODEL": "builtin", **server_env}
     env.pop("ORCH_DATABASE_URL", None)
@@ -102,18 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
                                    start_new_session=True)
     live = LiveServer(url=f"http://127.0.0.1:{port}", key=key, home=home, log=log, process=process)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"orchestrator serve exited with {process.returncode}\n{live.tail()}")
-            try:
-                if httpx.get(f"{live.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"orchestrator serve not up after {START_TIMEOUT_S}s\n{live.tail()}")
-            time.sleep(0.2)
+        wait_healthy(live.url, process, live.tail, timeout=START_TIMEOUT_S)
         yield live
     finally:
         process.terminate()
