@@ -105,7 +105,7 @@ def _open_step(run: RunContext, step: str, state: MissionState, *,
         rounds, notes, seen = opened["round"], opened["notes"], opened["notes_seq"]
     elif not starting and state.get("step_round"):
         rounds, notes, seen = state["step_round"], [], after
-    else:  # nothing opened it (a checkpoint written before steps were opened ahead)
+    else:  # nothing opened it: a run resumed from its initial state, or from a checkpoint older than `opened`
         with transaction(run.database_url) as tx:
             own = _open(tx, run.mission_id, step, notes_after=after)
         rounds, notes, seen = own["round"], (own["notes"] if starting else []), own["notes_seq"]
