@@ -67,7 +67,8 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
     messages = list(history)
     out = LoopResult(journal=journal or Journal.load(run.database_url, run.mission_id, agent=agent.name, scope=scope))
     for _ in range(run.settings.max_agent_turns):
-        answer = _ask_model(out.journal, agent, bound, instructions, messages, key=f"{agent.name}:{scope}:{len(messages)}", step=step,
+        answer = _ask_model(out.journal, agent, bound, instructions, messages,
+                            key=f"{agent.name}:{scope}:{len(messages)}", step=step,
                             delegation_id=delegation_id)
         usage = answer.usage_metadata or {}
         out.input_tokens += usage.get("input_tokens", 0)

@@ -46,27 +46,21 @@ class Journal:
     _pending: list[_Turn] = field(default_factory=list)
 
     @classmethod
-    def load(cls, database_url: str, mission_id: str, *, agent: str, scope: str,
-             session: Session | None = None) -> Journal:
-        """What is already recorded for this agent in this scope: nothing, unless the node is replaying.
-
-        Pass ``session`` to read inside a transaction the caller already holds (one round trip less).
-        """
-        if session is None:
-            with session_scope(database_url, readonly=True) as own:
-                return cls.load(database_url, mission_id, agent=agent, scope=scope, session=own)
+    def load(cls, database_url: str, mission_id: str, *, agent: str, scope: str) -> Journal:
+        """What is already recorded for this agent in this scope: nothing, unless the node is replaying."""
         journal = cls(database_url, mission_id)
         prefix = f"{agent}:{scope}:"
-        rows = session.execute(select(ModelTurn.key, ModelTurn.message).where(
-            ModelTurn.mission_id == mission_id, ModelTurn.key >= prefix, ModelTurn.key < prefix + "\uffff"))
-        for key, message in rows:
-            (parsed,) = messages_from_dict([message])
-            journal.turns[key] = parsed  # type: ignore[assignment]
-        call_ids = [c["id"] for turn in journal.turns.values() for c in turn.tool_calls if c["id"]]
-        if call_ids:  # tool results are only recorded after the turn that asked for them
-            calls = session.scalars(select(ToolCall).where(ToolCall.mission_id == mission_id,
-                                                           ToolCall.call_id.in_(call_ids)))
-            journal.calls = {row.call_id: row for row in calls}
+        with session_scope(database_url, readonly=True) as session:
+            rows = session.execute(select(ModelTurn.key, ModelTurn.message).where(
+                ModelTurn.mission_id == mission_id, ModelTurn.key >= prefix, ModelTurn.key < prefix + "\uffff"))
+            for key, message in rows:
+                (parsed,) = messages_from_dict([message])
+                journal.turns[key] = parsed  # type: ignore[assignment]
+            call_ids = [c["id"] for turn in journal.turns.values() for c in turn.tool_calls if c["id"]]
+            if call_ids:  # tool results are only recorded after the turn that asked for them
+                calls = session.scalars(select(ToolCall).where(ToolCall.mission_id == mission_id,
+                                                               ToolCall.call_id.in_(call_ids)))
+                journal.calls = {row.call_id: row for row in calls}
         return journal
 
     def add_turn(self, key: str, message: AIMessage, *, agent: str, step: str, delegation_id: int | None) -> None:

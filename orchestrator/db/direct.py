@@ -36,10 +36,8 @@ class Transaction:
     """A write transaction held directly on a pooled DBAPI connection."""
 
     dialect: Dialect
-    connection: Any
-    """The driver's connection (``sqlite3.Connection``, ``psycopg.Connection``)."""
     cursor: Any
-    """One cursor for the transaction's statements."""
+    """A cursor of the driver's connection (``sqlite3``, ``psycopg``), for all the transaction's statements."""
     info: dict[str, Any] = field(default_factory=dict)
     """Scratch space that lives as long as the transaction (like ``Session.info``)."""
 
@@ -63,7 +61,7 @@ def transaction(url: str) -> Iterator[Transaction]:
             dbapi.execute("BEGIN IMMEDIATE")
         cursor = dbapi.cursor()
         try:
-            yield Transaction(engine.dialect, dbapi, cursor)
+            yield Transaction(engine.dialect, cursor)
         except BaseException:
             cursor.close()
             dbapi.rollback()
@@ -154,5 +152,5 @@ class Statement:
                 cursor.close()
         if not compiled.convert_results:
             return rows
-        return [tuple(value if proc is None else proc(value) for proc, value in zip(compiled.results, row, strict=True))
-                for row in rows]
+        return [tuple(value if proc is None else proc(value)
+                      for proc, value in zip(compiled.results, row, strict=True)) for row in rows]

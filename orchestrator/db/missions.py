@@ -15,7 +15,8 @@ from orchestrator.db.models import Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
 
 __all__ = [
-    "MissionStatus", "RunRow", "STEPS", "TERMINAL", "create_mission", "end_mission", "mark_running", "run_row", "get_mission", "set_status", "start_step", "finish_step", "step_status",
+    "MissionStatus", "RunRow", "STEPS", "TERMINAL", "create_mission", "end_mission", "mark_running", "run_row",
+    "get_mission", "set_status", "start_step", "finish_step", "step_status",
     "claim_next", "claim_mission", "renew_lease", "release_lease",
 ]
 
@@ -53,12 +54,9 @@ def get_mission(session: Session, mission_id: str, *, lock: bool = False) -> Mis
 
 
 def set_status(session: Session, *, mission_id: str, status: MissionStatus, actor: str,
-               error: str | None = None, step: str | None = None, mission: Mission | None = None) -> Mission:
-    """Change a mission's status and record the change; terminal missions do not change again.
-
-    ``mission``: the row, when the caller already loaded it with ``lock=True`` in this session.
-    """
-    mission = mission if mission is not None else get_mission(session, mission_id, lock=True)
+               error: str | None = None, step: str | None = None) -> Mission:
+    """Change a mission's status and record the change; terminal missions do not change again."""
+    mission = get_mission(session, mission_id, lock=True)
     if mission.status in TERMINAL and status != mission.status:
         raise InvalidTransition(f"mission {mission_id} is already {mission.status}; it cannot become {status}")
     if mission.status == status and error is None:
