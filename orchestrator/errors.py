@@ -13,6 +13,7 @@ __all__ = [
     "GuardrailViolation",
     "ToolError",
     "ToolDenied",
+    "UnusableInput",
     "ApprovalStale",
 ]
 
@@ -69,3 +70,17 @@ class ToolError(OrchestratorError):
 
 class ToolDenied(ToolError):
     """The policy layer refused the call (not allowed for this agent, or a human rejected it)."""
+
+
+class UnusableInput(ToolError):
+    """A prerequisite of the mission cannot be used: a model that does not load, data that is missing, empty,
+    unreadable or does not match the model, a missing label column or config.
+
+    The procedure stops at the step that met it and asks a human, with a manual plan built from ``path``
+    (the workspace file at fault) and ``fix`` (what to do about it, in the user's terms).
+    """
+
+    def __init__(self, message: str, *, path: str = "", fix: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.fix = fix

@@ -18,7 +18,7 @@ from orchestrator.config import Settings
 
 __all__ = ["ToolContext", "Ctx", "Recorder", "Signal", "SignalKind", "ArtifactRef"]
 
-SignalKind = Literal["underperforms", "infrastructure", "compliance", "access_denied"]
+SignalKind = Literal["underperforms", "infrastructure", "compliance", "access_denied", "unusable_input"]
 """The seed's failure modes; a tool raises one and the graph routes along the matching edge."""
 
 
