@@ -186,22 +186,61 @@ def missions_show(mission_id: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("audit")
-def audit(words: Annotated[list[str], typer.Argument(metavar="[verify] MISSION_ID",
-                                                     help="MISSION_ID, or 'verify MISSION_ID'.")]) -> None:
-    """`audit ID` prints the delegation tree and timeline; `audit verify ID` checks the hash chain (exit 1 if broken)."""
-    if len(words) == 1:
+def audit(words: Annotated[list[str], typer.Argument(metavar="[verify|head] MISSION_ID",
+                                                     help="MISSION_ID, 'verify MISSION_ID' or 'head MISSION_ID'.")],
+          head: Annotated[Path | None, typer.Option("--head", help="With verify: a head saved from "
+                                                     "`audit head`, which the chain must still reach.")] = None,
+          ) -> None:
+    """`audit ID` prints the delegation tree and timeline; `audit verify ID [--head FILE]` checks the hash chain
+    (exit 1 if broken); `audit head ID` prints the chain's signed head, to keep outside the database."""
+    if len(words) == 1 and head is None:
         from orchestrator.audit_review import print_review
 
         print_review(_settings().resolved_database_url, words[0])
         return
     if len(words) == 2 and words[0] == "verify":
-        _audit_verify(words[1])
+        _audit_verify(words[1], head_file=head)
         return
-    raise InputError("usage: orchestrator audit MISSION_ID | orchestrator audit verify MISSION_ID")
+    if len(words) == 2 and words[0] == "head" and head is None:
+        _audit_head(words[1])
+        return
+    raise InputError("usage: orchestrator audit MISSION_ID | orchestrator audit verify MISSION_ID [--head FILE]"
+                     " | orchestrator audit head MISSION_ID")
 
 
-def _audit_verify(mission_id: str) -> None:
-    from orchestrator.audit import verify_chain
+def _head_key() -> bytes:
+    from orchestrator.audit import head_key
+
+    settings = _settings()
+    configured = settings.audit_head_key.get_secret_value() if settings.audit_head_key else None
+    return head_key(configured=configured, home=settings.home)
+
+
+def _audit_verify(mission_id: str, *, head_file: Path | None = None) -> None:
+    from orchestrator.audit import SignedHead, verify_chain
+    from orchestrator.db import session_scope
+    from orchestrator.db.missions import get_mission
+    from orchestrator.db.schema import upgrade
+
+    signed = None
+    if head_file is not None:
+        try:
+            text = head_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read head file {str(head_file)!r}: {exc.strerror}") from None
+        signed = SignedHead.from_json(text, key=_head_key(), source=f"head file {str(head_file)!r}")
+    url = _settings().resolved_database_url
+    upgrade(url)
+    with session_scope(url) as session:
+        get_mission(session, mission_id)
+        report = verify_chain(session, mission_id, head=signed)
+    print(report.describe())
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+def _audit_head(mission_id: str) -> None:
+    from orchestrator.audit import signed_head, verify_chain
     from orchestrator.db import session_scope
     from orchestrator.db.missions import get_mission
     from orchestrator.db.schema import upgrade
@@ -211,9 +250,10 @@ def _audit_verify(mission_id: str) -> None:
     with session_scope(url) as session:
         get_mission(session, mission_id)
         report = verify_chain(session, mission_id)
-    print(report.describe())
-    if not report.intact:
-        raise typer.Exit(1)
+        if not report.intact:  # a signature would vouch for a tampered trail
+            print(report.describe(), file=sys.stderr)
+            raise typer.Exit(1)
+        print(signed_head(session, mission_id, key=_head_key()).to_json())
 
 
 @app.command()

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     dev_no_auth: bool = False
     """Loopback-only development mode without API keys (announced loudly at start-up)."""
 
+    audit_head_key: SecretStr | None = None
+    """Key of the HMAC signing exported audit heads (``audit head``); unset: a random key kept in ``home``."""
+
     runner_workers: int = 2
     lease_seconds: float = 60.0
     log_json: bool = False

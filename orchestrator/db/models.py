@@ -93,6 +93,10 @@ class Mission(Base):
     request_sha256: Mapped[str | None] = mapped_column(String(64))
     auto_approve_by: Mapped[str | None] = mapped_column(String(64))
     """When set, gates are decided as approved by this actor (``demo``, ``--approve-all``)."""
+    chain_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Seq of the last event of the mission's audit chain, written with each event: a deleted tail shows."""
+    chain_head: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
+    """Hash of that last event (the chain's anchored head)."""
 
 
 class Step(Base):
@@ -108,6 +112,8 @@ class Step(Base):
     status: Mapped[str] = mapped_column(String(24), default="pending")
     rounds: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Why the step is not done (failed, blocked, waiting, rejected), in words a user can act on."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
