@@ -1,6 +1,7 @@
 // The page: sign-in with an API key, the missions sidebar, routing between "new mission" and a mission.
 // Routes: #/new, #/missions/<id>, #/missions/<id>/audit, #/missions/<id>/files.
 
+import { can, gate, setCaller } from "./access.js";
 import { api, getKey, setKey } from "./api.js";
 import { loadWorkspaces, setupComposer } from "./composer.js";
 import { h } from "./dom.js";
@@ -36,9 +37,22 @@ function banner(text, { retry = true } = {}) {
   $("banner").hidden = !text;
 }
 
+/** Show only what the signed-in role may do; a line says what is hidden and why. */
+function applyAccess() {
+  gate($("new-mission-link"), "mission.create", "New mission");
+  $("new-title").textContent = can("mission.create") ? "New mission" : "Missions";
+  $("new-pick").hidden = can("mission.create");
+  if (gate($("mission-form"), "mission.create", "the new-mission form")) {
+    gate(document.querySelector("label.radio:has(input[value=create])"), "workspace.create", "Create new workspace");
+  }
+  gate($("reply-form"), "mission.act", "the reply box and Cancel mission");
+  gate($("tab-audit"), "audit.read", "Audit review", { after: document.querySelector(".tabs") });
+}
+
 function signOut(message = "") {
   setKey("");
   me = null;
+  setCaller(null);
   current?.close();
   current = null;
   clearInterval(listTimer);
@@ -70,6 +84,8 @@ async function signIn() {
     return false;
   }
   banner("");
+  setCaller(me);
+  applyAccess();
   $("whoami").textContent = `${me.name} (${me.role})`;
   $("signout").hidden = false;
   $("sidebar").hidden = false;
@@ -114,7 +130,8 @@ async function route() {
   if (!me && !(await signIn())) return;
   const match = location.hash.match(/^#\/missions\/([^/]+)(?:\/(audit|files|chat))?$/);
   if (match) {
-    const [, id, tab = "chat"] = match;
+    const [, id, asked = "chat"] = match;
+    const tab = asked === "audit" && !can("audit.read") ? "chat" : asked;
     if (current && current.id === id) {
       if (current.tab !== tab) current.selectTab(tab, false);
       return;
@@ -190,7 +207,7 @@ function wire() {
   }
   // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
   document.querySelector(".tabs").addEventListener("keydown", (event) => {
-    const tabs = ["chat", "files", "audit"];
+    const tabs = can("audit.read") ? ["chat", "files", "audit"] : ["chat", "files"];
     const i = tabs.indexOf(current?.tab);
     if (i < 0 || !["ArrowLeft", "ArrowRight"].includes(event.key)) return;
     const next = tabs[(i + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
@@ -208,8 +225,9 @@ function wire() {
       await current.say(text);
       $("reply-text").value = "";
     } catch (err) {
-      $("reply-error").textContent = err.message;
-      if (err.kind !== "http") handleError(err);
+      // Shown once: next to the box, unless the page as a whole must act (signed out, server gone).
+      if (err.kind === "unreachable" || err.status === 401) handleError(err);
+      else $("reply-error").textContent = err.message;
     } finally {
       $("reply-send").disabled = current ? FINISHED.has(current.mission?.status) : false;
     }

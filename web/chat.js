@@ -1,5 +1,6 @@
 // The conversation: one entry per recorded event, attributed to its agent and step, with approval cards.
 
+import { can, hiddenLine } from "./access.js";
 import { api, items } from "./api.js";
 import { h, jsonBlock } from "./dom.js";
 import { agentName, agentSlot, dateTime, duration, time } from "./format.js";
@@ -178,7 +179,8 @@ export class Conversation {
       h("div.sub", "Exact payload"),
       jsonBlock(p.payload, "Payload to approve"),
       h("p.hash", "SHA-256 ", h("code", { title: p.payload_sha256 }, p.payload_sha256 || "")),
-      h("div.decision-form", comment, buttons, error),
+      can("approval.decide") ? h("div.decision-form", comment, buttons, error)
+        : h("div.decision-form", hiddenLine("approval.decide", "Approve and Reject")),
       h("p.decision", { hidden: true, role: "status" }));
     this.cards.set(String(id), card);
     return card;

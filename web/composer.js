@@ -49,9 +49,13 @@ export function setupComposer({ onCreated, onError }) {
       showMode();
       status.textContent = `Workspace “${ws.name || name}” created${ws.path ? ` at ${ws.path}` : ""}.`;
     } catch (err) {
-      status.className = "hint error-text";
-      status.textContent = `Could not create the workspace: ${err.detail || err.message}`;
-      onError(err, null, { quiet: err.kind === "http" });
+      if (err.kind === "unreachable" || err.status === 401) {
+        status.textContent = "";
+        onError(err);
+      } else {
+        status.className = "hint error-text";
+        status.textContent = `Could not create the workspace: ${err.detail || err.message}`;
+      }
     } finally {
       $("ws-create").disabled = false;
     }
@@ -83,8 +87,8 @@ export function setupComposer({ onCreated, onError }) {
       $("mission-text").value = "";
       onCreated(mission);
     } catch (err) {
-      error.textContent = err.detail ? `${err.title}: ${err.detail}` : err.message;
-      if (err.kind === "auth" || err.kind === "unreachable") onError(err);
+      if (err.kind === "unreachable" || err.status === 401) onError(err);
+      else error.textContent = err.detail ? `${err.title}: ${err.detail}` : err.message;
     } finally {
       send.disabled = false;
     }

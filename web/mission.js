@@ -1,5 +1,6 @@
 // One mission on screen: header, stepper, live conversation, artifacts and audit tabs.
 
+import { can } from "./access.js";
 import { api, artifactPath, fetchBlob, streamEvents } from "./api.js";
 import { renderAudit } from "./audit.js";
 import { Conversation } from "./chat.js";
@@ -105,13 +106,14 @@ export class MissionView {
     } else {
       error.hidden = true;
     }
-    $("m-cancel").hidden = FINISHED.has(m.status);
+    $("m-cancel").hidden = FINISHED.has(m.status) || !can("mission.act");
     renderSteps($("m-steps"), m);
     this.chat.syncApprovals(m.approvals);
     const pending = m.pending_approvals || (m.approvals || []).filter((a) => a.status === "pending");
     $("pending-bar").hidden = !pending.length;
     $("pending-text").textContent = pending.length
-      ? `${pending.length === 1 ? "An approval is" : `${pending.length} approvals are`} waiting for you: ${pending.map((a) => a.kind).join(", ")}`
+      ? `${pending.length === 1 ? "An approval is" : `${pending.length} approvals are`} waiting for ` +
+        `${can("approval.decide") ? "you" : "an approver"}: ${pending.map((a) => a.kind).join(", ")}`
       : "";
     const finished = FINISHED.has(m.status);
     $("reply-text").disabled = finished;

@@ -35,6 +35,13 @@ GRANTS: dict[str, frozenset[str]] = {
 }
 """What each role may do; submitters only ever see and act on their own missions."""
 OWN_MISSIONS_ONLY = frozenset({"submitter"})
+DOES: dict[str, str] = {
+    "mission.create": "start missions", "mission.read": "read missions",
+    "mission.act": "send messages to, cancel or resume missions", "approval.read": "read approvals",
+    "approval.decide": "decide approvals", "audit.read": "read the audit trail", "workspace.read": "list workspaces",
+    "workspace.create": "create workspaces", "service.read": "read the service's metrics",
+}
+"""Each permission as the end of "this role may not ...": refusals and the web page's hidden actions say it."""
 
 
 @dataclass
@@ -94,8 +101,9 @@ def allow(permission: Permission) -> Callable[[Caller], Caller]:
 
     def check(caller: CallerDep) -> Caller:
         if permission not in GRANTS.get(caller.role, frozenset()):
-            raise HTTPException(403, f"role {caller.role!r} may not {permission.replace('.', ' ')}s "
-                                     f"(key {caller.name!r})")
+            may = " or ".join(role for role, grants in GRANTS.items() if permission in grants)
+            raise HTTPException(403, f"the {caller.role} role may not {DOES[permission]} (key {caller.name!r}); "
+                                     f"a key with the {may} role may")
         return caller
 
     check.__name__ = f"allow_{permission.replace('.', '_')}"

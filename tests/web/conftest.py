@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Offline, no background traffic: the page must work from our server alone.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+# Screenshots for people to look at, kept after the run: $ORCH_TEST_ARTIFACTS, else a folder in the temp dir.
+ARTIFACTS = Path(os.environ.get("ORCH_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "ml-orchestrator-test-artifacts")
+SCREENSHOTS = ARTIFACTS / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 START_TIMEOUT_S = 60
@@ -39,16 +42,25 @@ class LiveServer:
     home: Path
     log: Path
     process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def create_key(self, role: str, name: str) -> str:
+        """A new API key, made as an operator makes one: ``orchestrator keys create``."""
+        return _create_key(self.env, role=role, name=name)
 
     @property
     def database(self) -> Path:
         """The SQLite file under ORCH_HOME (the default database)."""
         return self.home / "orchestrator.db"
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the API as the admin key; returns the JSON body and raises on an HTTP error."""
-        response = httpx.request(method, f"{self.url}/api/v1{path}", timeout=30,
-                                 headers={"Authorization": f"Bearer {self.key}"}, **kwargs)
+    def raw(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Call the API as the admin key (or ``key``) and hand back the response, whatever its status."""
+        return httpx.request(method, f"{self.url}/api/v1{path}", timeout=30,
+                             headers={"Authorization": f"Bearer {key or self.key}"}, **kwargs)
+
+    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> Any:
+        """Call the API as the admin key (or ``key``); returns the JSON body and raises on an HTTP error."""
+        response = self.raw(method, path, key=key, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -72,6 +84,13 @@ def _cli() -> str:
     return str(Path(sys.executable).parent / "orchestrator")
 
 
+def _create_key(env: dict[str, str], *, role: str, name: str) -> str:
+    created = subprocess.run([_cli(), "keys", "create", "--role", role, "--name", name], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert created.returncode == 0, f"keys create failed:\n{created.stdout}\n{created.stderr}"
+    return created.stdout.strip().splitlines()[-1].strip()
+
+
 @pytest.fixture(scope="module")
 def server_env() -> dict[str, str]:
     """Extra ``ORCH_`` settings for this module's server (a module overrides this fixture)."""
@@ -87,15 +106,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
            "ORCH_MODEL": "builtin", **server_env}
     env.pop("ORCH_DATABASE_URL", None)
     env.pop("ORCH_WORKSPACE_ROOTS", None)
-    created = subprocess.run([_cli(), "keys", "create", "--role", "admin", "--name", "web-reviewer"], env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
-    assert created.returncode == 0, f"keys create failed:\n{created.stdout}\n{created.stderr}"
-    key = created.stdout.strip().splitlines()[-1].strip()
+    key = _create_key(env, role="admin", name="web-reviewer")
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen([_cli(), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    live = LiveServer(url=f"http://127.0.0.1:{port}", key=key, home=home, log=log, process=process)
+    live = LiveServer(url=f"http://127.0.0.1:{port}", key=key, home=home, log=log, process=process, env=env)
     try:
         wait_healthy(live.url, process, live.tail, timeout=START_TIMEOUT_S)
         yield live
@@ -122,22 +138,33 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """Open a page in a fresh context (own sessionStorage); fails the test on any uncaught script error."""
+    """Open a page in a fresh context (own sessionStorage); fails the test on any uncaught script error or any
+    error in the console (a refused or failed request logs one: the page must not ask for what it may not have).
+    ``failed_requests_ok=True`` is for the tests that make requests fail on purpose."""
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def open_page(viewport: dict[str, int] | None = None) -> Any:
+    def open_page(viewport: dict[str, int] | None = None, *, failed_requests_ok: bool = False) -> Any:
         context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True)
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda err: errors.append(f"{page.url}: {err}"))
+
+        def console(message: Any) -> None:
+            if message.type != "error":
+                return
+            if failed_requests_ok and message.text.startswith("Failed to load resource"):
+                return
+            errors.append(f"{page.url}: console: {message.text}")
+
+        page.on("console", console)
         return page
 
     yield open_page
     for context in contexts:
         context.close()
-    assert not errors, f"uncaught script errors on the page: {errors}"
+    assert not errors, f"errors on the page: {errors}"
 
 
 def sign_in(page: Any, server: LiveServer, key: str | None = None) -> None:
@@ -148,7 +175,7 @@ def sign_in(page: Any, server: LiveServer, key: str | None = None) -> None:
 
 
 def shoot(page: Any, name: str, *, full_page: bool = False) -> Path:
-    """Save a screenshot under test-artifacts/screenshots/ (gitignored) for people to look at."""
+    """Save a screenshot under ``SCREENSHOTS`` for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)

@@ -23,7 +23,7 @@ def server_env() -> dict[str, str]:
 
 
 def test_wrong_key_is_refused_with_a_clear_message(server: LiveServer, new_page: Any) -> None:
-    page = new_page()
+    page = new_page(failed_requests_ok=True)
     sign_in(page, server, key="orch_not-a-real-key")
 
     expect(page.locator("#login-error")).to_contain_text("API key rejected")
@@ -44,7 +44,7 @@ def test_key_is_kept_for_the_session(server: LiveServer, new_page: Any) -> None:
 
 
 def test_unreachable_server_is_reported_and_retry_recovers(server: LiveServer, new_page: Any) -> None:
-    page = new_page()
+    page = new_page(failed_requests_ok=True)
     sign_in(page, server)
     expect(page.locator("#whoami")).to_contain_text("web-reviewer")
 

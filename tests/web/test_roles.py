@@ -1,0 +1,115 @@
+"""Each role sees only what it may do: the page asks the API (``/me``) and hides the rest with a line saying so.
+
+One server for the module; its production patterns make the demo mission's first read of ``data/current.csv``
+wait for a human, so a mission waiting for approval exists within seconds instead of a whole run.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from orchestrator.api.deps import GRANTS
+from tests.web.conftest import DESKTOP, PHONE, LiveServer, shoot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+TEMPLATE_TEXT = (files("orchestrator.data") / "anomaly-batch-scoring.md").read_text()
+ROLES = ("submitter", "approver", "auditor", "admin")
+
+
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    return {"ORCH_PRODUCTION_PATTERNS": json.dumps(["data/current.csv"])}
+
+
+@pytest.fixture(scope="module")
+def keys(server: LiveServer) -> dict[str, str]:
+    """A key per role; the admin's is the server's own."""
+    made = {role: server.create_key(role, f"{role}-web") for role in ROLES if role != "admin"}
+    return {**made, "admin": server.key}
+
+
+@pytest.fixture(scope="module")
+def waiting(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
+    """The submitter's mission, stopped at a production-data gate."""
+    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": "demo", "template": "demo"})
+    created = server.api("POST", "/missions", key=keys["submitter"], json={"text": TEMPLATE_TEXT, "workspace": "demo"})
+    mission = server.wait_for_status(created["id"], {"waiting_approval", "completed", "failed"}, timeout_s=120)
+    assert mission["status"] == "waiting_approval", mission
+    return mission
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_me_lists_the_roles_permissions(server: LiveServer, keys: dict[str, str], role: str) -> None:
+    me = server.api("GET", "/me", key=keys[role])
+    assert me["role"] == role
+    assert me["permissions"] == sorted(GRANTS[role])
+    assert set(me["denied"]) | set(me["permissions"]) == set(GRANTS["admin"])
+
+
+def test_a_refusal_is_one_plain_sentence(server: LiveServer, keys: dict[str, str], waiting: dict[str, Any]) -> None:
+    gate = waiting["pending_approvals"][0]
+    refused = server.raw("POST", f"/approvals/{gate['id']}/decision", key=keys["auditor"],
+                         json={"decision": "approve", "payload_sha256": gate["payload_sha256"]})
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ("the auditor role may not decide approvals (key 'auditor-web'); "
+                                        "a key with the approver or admin role may")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_sees_only_its_actions(server: LiveServer, keys: dict[str, str], waiting: dict[str, Any],
+                                         new_page: Any, role: str, viewport: dict[str, int]) -> None:
+    grants = GRANTS[role]
+    page = new_page(viewport)
+    sign_in(page, server, keys[role])
+    expect(page.locator("#whoami")).to_have_text(f"{role}-web ({role})" if role != "admin" else "web-reviewer (admin)")
+
+    # The new-mission form, or the line that says it is hidden.
+    if "mission.create" in grants:
+        expect(page.locator("#mission-form")).to_be_visible()
+        expect(page.locator("#new-mission-link")).to_be_attached()
+    else:
+        expect(page.locator("#mission-form")).to_be_hidden()
+        expect(page.locator("#new-view .hidden-line[data-permission=\"mission.create\"]")).to_contain_text(f"your role ({role}) may not start missions")
+    create_ws = page.locator("label.radio", has_text="Create new")
+    if "mission.create" in grants:
+        expect(create_ws).to_be_visible() if "workspace.create" in grants else expect(create_ws).to_be_hidden()
+    shoot(page, f"role-{role}-new-{_name(viewport)}")
+
+    page.goto(f"{server.url}/#/missions/{waiting['id']}")
+    card = page.locator("#m-stream .approval.pending").first
+    expect(card).to_be_visible()
+    decide = card.get_by_role("button", name="Approve")
+    if "approval.decide" in grants:
+        expect(decide).to_be_visible()
+        expect(card.get_by_role("button", name="Reject")).to_be_visible()
+    else:
+        expect(decide).to_have_count(0)
+        expect(card.locator(".hidden-line")).to_contain_text(f"your role ({role}) may not decide approvals")
+
+    if "mission.act" in grants:
+        expect(page.locator("#reply-form")).to_be_visible()
+        expect(page.get_by_role("button", name="Cancel mission")).to_be_visible()
+    else:
+        expect(page.locator("#reply-form")).to_be_hidden()
+        expect(page.get_by_role("button", name="Cancel mission")).to_be_hidden()
+        expect(page.locator("#panel-chat .hidden-line[data-permission=\"mission.act\"]")).to_contain_text("may not send messages to, cancel or resume")
+
+    audit_tab = page.get_by_role("tab", name="Audit review")
+    if "audit.read" in grants:
+        expect(audit_tab).to_be_visible()
+    else:
+        expect(audit_tab).to_be_hidden()
+        expect(page.locator(".tabbar .hidden-line")).to_contain_text("may not read the audit trail")
+    card.scroll_into_view_if_needed()
+    shoot(page, f"role-{role}-mission-{_name(viewport)}")
+
+
+def _name(viewport: dict[str, int]) -> str:
+    return "desktop" if viewport == DESKTOP else "phone"
