@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     shell_memory_mb: int = 2048
     shell_max_processes: int = 256
     shell_max_output_bytes: int = 64_000
+    shell_tmp_mb: int = 512
+    """Size of the sandbox's private ``/tmp`` (a tmpfs, held in the host's memory)."""
+    shell_max_file_mb: int = 1024
+    """Largest file one sandboxed command may write (``RLIMIT_FSIZE``)."""
+    shell_workspace_growth_mb: int = 2048
+    """How much one sandboxed command may add to the workspace before it is stopped."""
     max_read_bytes: int = 2_000_000
     max_write_bytes: int = 10_000_000
 

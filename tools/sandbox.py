@@ -11,6 +11,19 @@ Limits: ``RLIMIT_AS`` (``shell_memory_mb``), ``RLIMIT_CPU`` (the timeout), ``RLI
 (``shell_max_processes``) and, when running as root, where ``RLIMIT_NPROC`` is not enforced by the
 kernel, a throw-away ``pids`` cgroup with the same cap. A wall-clock timeout kills the whole process
 group. Output is read incrementally and only its head and tail are kept (``shell_max_output_bytes``).
+
+Quotas, each a :class:`QuotaExceeded` tool error naming its setting: ``/tmp`` is a tmpfs of
+``shell_tmp_mb`` (it lives in the host's memory), no file may grow past ``shell_max_file_mb``
+(``RLIMIT_FSIZE``), and a command that adds more than ``shell_workspace_growth_mb`` to the workspace is
+stopped (the workspace's allocated size is measured every 0.2 s, or ten times as long as one measure takes).
+Sandbox cgroups whose orchestrator died (``kill -9`` mid-command) are removed by the next process's first
+sandbox.
+
+``/proc/self/mountinfo`` still shows the host path of each bind mount's source (the workspace's too): the
+kernel reports a mount's root relative to its filesystem, which no bind, overlay or fresh ``/proc`` can
+change, and files under ``/proc/<pid>`` cannot be masked for processes that do not exist yet. An operator
+who must keep the layout private puts the workspace roots on a filesystem of their own (the path shown is
+then relative to it).
 """
 
 from __future__ import annotations
@@ -27,15 +40,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings
 from orchestrator.errors import ToolError
+from tools.quotas import MB as _MB
+from tools.quotas import QuotaExceeded, WorkspaceGrowth, check_quotas
 
-__all__ = ["WORKSPACE_MOUNT", "SandboxResult", "bwrap_path", "build_argv", "sandbox_env", "run_sandboxed"]
+__all__ = ["WORKSPACE_MOUNT", "QuotaExceeded", "SandboxResult", "bwrap_path", "build_argv", "sandbox_env",
+           "run_sandboxed", "sweep_stale_cgroups"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +67,7 @@ _ETC_ENTRIES = (
 )
 _READ_CHUNK = 1 << 16
 _GRACE_S = 0.5
+_CGROUP_PREFIX = "orch-sandbox-"
 
 
 @dataclass(frozen=True)
@@ -122,8 +139,11 @@ def sandbox_env(*, workspace: str) -> dict[str, str]:
     return env
 
 
-def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "bwrap") -> list[str]:
+def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "bwrap",
+               tmp_mb: int | None = None) -> list[str]:
     """The bubblewrap command line running ``command`` (a shell string or an argv) in ``workspace``.
+
+    ``tmp_mb``: the size of the private ``/tmp`` (``shell_tmp_mb``); unsized when ``None``.
 
     A string runs as ``bash -c`` (not a login shell: ``/etc/profile`` would reset ``PATH`` and hide the
     project's virtualenv).
@@ -139,6 +159,8 @@ def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "b
         if os.path.lexists(entry):
             argv += ["--ro-bind-try", entry, entry]
     # The private /tmp comes before the interpreter's binds: a checkout (and its .venv) may itself live in /tmp.
+    if tmp_mb is not None:  # the tmpfs is held in memory: unsized, one command could fill the host's RAM
+        argv += ["--size", str(tmp_mb * _MB)]
     argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
     for root in _python_roots():
         argv += ["--ro-bind", root, root]
@@ -195,7 +217,10 @@ class _PidsCgroup:
         base = cls._parent_dir()
         if base is None:
             return None
-        path = base / f"orch-sandbox-{uuid.uuid4().hex[:12]}"
+        if base not in _swept:  # once per process: what a killed orchestrator left behind
+            _swept.add(base)
+            sweep_stale_cgroups(base)
+        path = base / f"{_CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         try:
             path.mkdir()
             (path / "pids.max").write_text(str(max_pids))
@@ -262,6 +287,51 @@ class _PidsCgroup:
         logger.warning("could not remove sandbox cgroup %s", self.path)
 
 
+_swept: set[Path] = set()
+
+
+def sweep_stale_cgroups(base: Path | None = None) -> list[Path]:
+    """Remove the empty sandbox cgroups of orchestrator processes that are gone; returns the removed ones.
+
+    A ``kill -9`` of the orchestrator mid-command kills the sandbox with it (``--die-with-parent``) but
+    leaves its cgroup directory (and, killed while bwrap was still setting up, a live sandbox: it is killed).
+    One named for a live process is left alone (its sandbox may be starting); one of the older name without
+    a process id is removed only when empty and a minute old.
+    """
+    base = base or _PidsCgroup._parent_dir()
+    if base is None:
+        return []
+    removed = []
+    for path in base.glob(f"{_CGROUP_PREFIX}*"):
+        owner, _, rest = path.name.removeprefix(_CGROUP_PREFIX).partition("-")
+        try:
+            if rest and owner.isdigit():
+                if _process_exists(int(owner)):
+                    continue
+                # A sandbox started just as its orchestrator died can outlive it: bwrap's --die-with-parent
+                # takes effect only once bwrap has set itself up.
+                _PidsCgroup(path).kill_all()
+            elif time.time() - path.stat().st_mtime < 60:
+                continue
+            path.rmdir()
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        logger.info("removed %d sandbox cgroup(s) left by stopped orchestrator processes", len(removed))
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 _PR_SET_PDEATHSIG = 1
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -273,6 +343,7 @@ def _limits_preexec(settings: Settings, timeout: float, cgroup_procs: str | None
     memory = settings.shell_memory_mb * 1024 * 1024
     cpu = math.ceil(timeout) + 1
     nproc = settings.shell_max_processes
+    fsize = settings.shell_max_file_mb * _MB
 
     def preexec() -> None:  # runs in the child between fork and exec: keep it to system calls
         if _prctl is not None:  # die with the orchestrator (bwrap does this itself; a plain shell would not)
@@ -287,6 +358,7 @@ def _limits_preexec(settings: Settings, timeout: float, cgroup_procs: str | None
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     return preexec
 
@@ -321,7 +393,8 @@ def run_sandboxed(
     workspace = cwd.resolve()
     bwrap = bwrap_path()
     if bwrap is not None:
-        argv, run_cwd, env, sandboxed = build_argv(command, workspace=workspace, bwrap=bwrap), "/", {}, True
+        argv = build_argv(command, workspace=workspace, bwrap=bwrap, tmp_mb=settings.shell_tmp_mb)
+        run_cwd, env, sandboxed = "/", {}, True
     elif settings.allow_unsandboxed_shell:
         logger.warning("bubblewrap missing: running a shell command unsandboxed (allow_unsandboxed_shell)")
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
@@ -336,9 +409,10 @@ def run_sandboxed(
     if os.geteuid() == 0 and cgroup is None:
         _warn_once("running as root without a writable pids cgroup: the shell process limit is not enforced")
     out, err = _Output(settings.shell_max_output_bytes), _Output(settings.shell_max_output_bytes)
+    growth = WorkspaceGrowth(workspace, cap=settings.shell_workspace_growth_mb * _MB)
     started = time.monotonic()
     deadline = started + limit
-    timed_out = False
+    timed_out = stopped = False
     try:
         proc = subprocess.Popen(
             argv, cwd=run_cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -346,13 +420,14 @@ def run_sandboxed(
             preexec_fn=_limits_preexec(settings, limit, cgroup.procs_file() if cgroup else None),
         )
         try:
-            timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, deadline)
-            if not timed_out:
+            stopped = _pump(proc, {proc.stdout: out, proc.stderr: err}, deadline, watch=growth.exceeded)
+            timed_out = stopped and not growth.tripped
+            if not stopped:
                 try:
                     proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
                 except subprocess.TimeoutExpired:
-                    timed_out = True
-            if timed_out:
+                    timed_out = stopped = True
+            if stopped:
                 _kill_group(proc)
                 if cgroup:
                     cgroup.kill_all()
@@ -365,8 +440,8 @@ def run_sandboxed(
     finally:
         if cgroup:
             cgroup.remove()
-    return SandboxResult(
-        exit_code=None if timed_out else proc.returncode,
+    result = SandboxResult(
+        exit_code=None if stopped else proc.returncode,
         stdout=out.text(),
         stderr=err.text() + (f"\n[killed: wall-clock limit of {limit:g}s reached]" if timed_out else ""),
         duration_s=time.monotonic() - started,
@@ -374,10 +449,15 @@ def run_sandboxed(
         truncated=bool(out.dropped or err.dropped),
         sandboxed=sandboxed,
     )
+    growth.exceeded(time.monotonic(), final=True)
+    check_quotas(result, settings=settings, workspace=workspace, growth=growth)
+    return result
 
 
-def _pump(proc: subprocess.Popen[bytes], sinks: dict[Any, _Output], deadline: float) -> bool:
-    """Drain both pipes into their bounded sinks until EOF or the deadline; True if the deadline hit."""
+def _pump(proc: subprocess.Popen[bytes], sinks: dict[Any, _Output], deadline: float,
+          watch: Callable[[float], bool] | None = None) -> bool:
+    """Drain both pipes into their bounded sinks until EOF, the deadline, or ``watch(now)`` says stop;
+    True if the command was stopped (the deadline hit or ``watch`` said so)."""
     selector = selectors.DefaultSelector()
     for stream, sink in sinks.items():
         os.set_blocking(stream.fileno(), False)
@@ -386,7 +466,7 @@ def _pump(proc: subprocess.Popen[bytes], sinks: dict[Any, _Output], deadline: fl
     try:
         while selector.get_map():
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (watch is not None and watch(now)):
                 return True
             if exited_at is None and proc.poll() is not None:
                 exited_at = now

@@ -22,7 +22,9 @@ def bash(command: str, timeout_s: float | None = None, *, ctx: Ctx) -> str:
     The workspace is mounted read-write at /workspace, which is also the working directory and HOME;
     paths outside it are invisible or read-only. There is no network access. The project's Python
     (with numpy, pandas, scikit-learn, pytest) is first on PATH, e.g. `python -m pipelines.batch_scoring`.
-    /tmp is private and discarded after the command. Each call starts a fresh shell: variables and
+    /tmp is private, small (it lives in memory) and discarded after the command. Disk use has quotas: the
+    size of /tmp, the size of any one file, and how much one command may add to the workspace; running
+    into one is an error naming the quota. Each call starts a fresh shell: variables and
     background processes do not survive between calls. Returns JSON with exit_code, stdout_tail,
     stderr_tail, duration_s, timed_out, truncated (long output keeps only its beginning and end, with a
     note of the bytes dropped) and sandboxed.

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.errors import ToolError
 from tools.context import ToolContext
-from tools.sandbox import WORKSPACE_MOUNT, build_argv, bwrap_path, run_sandboxed
+from tools.sandbox import WORKSPACE_MOUNT, QuotaExceeded, build_argv, bwrap_path, run_sandboxed
 from tools.shell import bash
 
 FAST = 3.0
@@ -233,3 +233,117 @@ def test_private_tmp_does_not_hide_an_interpreter_installed_under_tmp(tmp_path: 
     tmpfs = argv.index("--tmpfs")
     binds = [i for i, arg in enumerate(argv) if arg == "--ro-bind" and argv[i + 1].startswith(sys.prefix)]
     assert binds and all(i > tmpfs for i in binds)
+
+
+def test_tmp_is_sized_and_filling_it_is_a_quota_error(tool_ctx: ToolContext) -> None:
+    tool_ctx.settings.shell_tmp_mb = 16
+    with pytest.raises(QuotaExceeded, match=r"/tmp is full: it holds at most 16 MB \(shell_tmp_mb"):
+        sh(tool_ctx, "dd if=/dev/zero of=/tmp/fill bs=1M count=64", 10)
+    out = sh(tool_ctx, "dd if=/dev/zero of=/tmp/fits bs=1M count=8 status=none && df -m /tmp | tail -1")
+    assert out["exit_code"] == 0 and out["stdout_tail"].split()[1] == "16", out  # the tmpfs is 16 MB
+
+
+@pytest.mark.parametrize("writer", [
+    "dd if=/dev/zero of=huge.bin bs=1M count=64",  # killed by SIGXFSZ
+    "python -c \"open('huge.bin', 'wb').write(bytes(64 * 1024 * 1024))\"",  # Python ignores SIGXFSZ: EFBIG
+    "dd if=/dev/zero of=/tmp/huge.bin bs=1M count=64",  # in /tmp too
+], ids=["dd", "python", "tmp"])
+def test_a_huge_file_is_a_quota_error(tool_ctx: ToolContext, writer: str) -> None:
+    tool_ctx.settings.shell_max_file_mb = 8
+    with pytest.raises(QuotaExceeded, match=r"limit of 8 MB per file \(shell_max_file_mb\)"):
+        sh(tool_ctx, writer, 10)
+    huge = tool_ctx.workspace / "huge.bin"
+    assert not huge.exists() or huge.stat().st_size <= 8 * 1024 * 1024
+
+
+def test_workspace_growth_past_the_cap_stops_the_command(tool_ctx: ToolContext) -> None:
+    tool_ctx.settings.shell_workspace_growth_mb = 32
+    writer = "for i in $(seq 2000); do head -c 1000000 /dev/zero > part-$i.bin; done; echo finished"
+    with pytest.raises(QuotaExceeded, match=r"was stopped: it added \d+ MB to the workspace, more than the 32 MB"):
+        sh(tool_ctx, writer, 60)
+    written = sum(p.stat().st_size for p in tool_ctx.workspace.glob("part-*.bin"))
+    assert 32_000_000 < written < 1_000_000_000  # stopped long before the 2 GB it meant to write
+    for part in tool_ctx.workspace.glob("part-*.bin"):
+        part.unlink()
+    out = sh(tool_ctx, "for i in $(seq 8); do head -c 1000000 /dev/zero > ok-$i.bin; done; echo finished")
+    assert out["stdout_tail"] == "finished\n"  # under the cap: an ordinary result
+
+
+def test_growth_already_in_the_workspace_does_not_count(tool_ctx: ToolContext) -> None:
+    (tool_ctx.workspace / "model.bin").write_bytes(bytes(40 * 1024 * 1024))
+    tool_ctx.settings.shell_workspace_growth_mb = 16
+    assert sh(tool_ctx, "ls -l model.bin && echo ok")["stdout_tail"].endswith("ok\n")
+
+
+def _sandbox_cgroups(base: Path, pid: int) -> list[Path]:
+    return list(base.glob(f"orch-sandbox-{pid}-*"))
+
+
+def test_a_cgroup_leaked_by_a_killed_orchestrator_is_removed_at_the_next_start(tool_ctx: ToolContext) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from tools.sandbox import _PidsCgroup
+
+    base = _PidsCgroup._parent_dir()
+    if os.geteuid() != 0 or base is None:
+        pytest.skip("sandbox cgroups are used only as root with a writable pids cgroup")
+    script = ("import sys; from pathlib import Path; from orchestrator.config import Settings; "
+              "from tools.sandbox import run_sandboxed; "
+              "run_sandboxed('touch started; sleep 60', Path(sys.argv[1]), Settings(_env_file=None))")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tool_ctx.workspace)])
+    try:
+        deadline = time.monotonic() + 20
+        while not (tool_ctx.workspace / "started").exists():
+            assert time.monotonic() < deadline, "the sandbox never started"
+            time.sleep(0.05)
+        [leaked] = _sandbox_cgroups(base, proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while (leaked / "cgroup.procs").read_text().strip():  # the sandbox dies with its orchestrator
+        assert time.monotonic() < deadline, "the sandbox outlived its orchestrator"
+        time.sleep(0.05)
+    assert leaked.exists()  # kill -9 left the empty cgroup behind
+    starter = subprocess.run([sys.executable, "-c", script.replace("touch started; sleep 60", "true"),
+                              str(tool_ctx.workspace)], timeout=60)
+    assert starter.returncode == 0
+    assert not leaked.exists()  # the next orchestrator's first sandbox removed it
+
+
+def test_the_sweep_kills_what_a_dead_orchestrator_left_and_spares_the_living(tmp_path: Path) -> None:
+    from tools.sandbox import sweep_stale_cgroups
+
+    live = tmp_path / f"orch-sandbox-{os.getpid()}-abc"
+    dead = tmp_path / "orch-sandbox-999999999-abc"
+    fresh_old_style = tmp_path / "orch-sandbox-0123456789ab"
+    for path in (live, dead, fresh_old_style):
+        path.mkdir()
+    assert sweep_stale_cgroups(tmp_path) == [dead]
+    assert live.exists() and fresh_old_style.exists()
+
+
+def test_the_sweep_kills_a_sandbox_orphaned_while_it_started() -> None:
+    import subprocess
+    import time
+
+    from tools.sandbox import _PidsCgroup, sweep_stale_cgroups
+
+    base = _PidsCgroup._parent_dir()
+    if os.geteuid() != 0 or base is None:
+        pytest.skip("sandbox cgroups are used only as root with a writable pids cgroup")
+    orphan_group = base / "orch-sandbox-999999999-orphan"
+    orphan_group.mkdir()
+    orphan = subprocess.Popen(["sleep", "60"])
+    try:
+        (orphan_group / "cgroup.procs").write_text(str(orphan.pid))
+        assert orphan_group in sweep_stale_cgroups(base)
+        assert orphan.wait(timeout=5) == -9 and not orphan_group.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        time.sleep(0.05)
+        if orphan_group.exists():
+            orphan_group.rmdir()
