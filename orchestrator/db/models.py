@@ -32,6 +32,7 @@ __all__ = [
     "ModelTurn",
     "Event",
     "ApiKey",
+    "Thread",
     "utcnow",
 ]
 
@@ -271,3 +272,18 @@ class ApiKey(Base):
     key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Thread(Base):
+    """A LangGraph client's thread: its metadata until its first run, then the mission that run created."""
+
+    __tablename__ = "threads"
+
+    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mission_id: Mapped[str | None] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), unique=True)
+    """Set once, by the thread's first run: a thread is one mission."""
+    owner: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]]
+    """The client's metadata (``workspace`` among it, when the client names one there)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
