@@ -80,7 +80,13 @@ def _dead_local_owner(owner: str | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    # kill(pid, 0) succeeds on a zombie (dead, not yet reaped by its parent): its state in /proc says so.
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in (b"Z", b"X")
 
 
 class Runner:
