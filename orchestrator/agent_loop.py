@@ -12,11 +12,18 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolC
 from pydantic import ValidationError
 
 from agents.spec import AgentSpec
-from orchestrator.briefs import Brief, HandoffResult
+from orchestrator.briefs import Brief, HandoffResult, StepResult
 from orchestrator.context import RunContext
 from orchestrator.errors import LimitExceeded
 from orchestrator.executor import execute_tool_call
-from orchestrator.handoff import SUBMIT_RESULT, create_handoff_tool, handoff_target, submit_result_tool
+from orchestrator.handoff import (
+    FINISH_STEP,
+    SUBMIT_RESULT,
+    create_handoff_tool,
+    finish_step_tool,
+    handoff_target,
+    submit_result_tool,
+)
 from orchestrator.journal import Journal
 from tools.context import Signal
 from tools.redaction import redact
@@ -34,6 +41,8 @@ class LoopResult:
     handoff: tuple[str, Brief, str] | None = None
     """(target agent, brief, tool-call id) when the agent delegated."""
     submitted: HandoffResult | None = None
+    concluded: StepResult | None = None
+    """The lead's typed outcome of the step (``finish_step``); None when it just answered."""
     signals: list[Signal] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -60,7 +69,7 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
     """Run ``agent`` from ``history`` until it answers, hands off (lead) or submits its result (sub-agent)."""
     tools = tools_for(agent.tools, profile=agent.tooling_profile)
     allowed = {tool.name: tool for tool in tools}
-    control = [create_handoff_tool(peer) for peer in peers] + ([submit_result_tool()] if is_sub else [])
+    control = [create_handoff_tool(peer) for peer in peers] + [submit_result_tool() if is_sub else finish_step_tool()]
     bound = run.model_factory(agent, run).bind_tools([*tools, *control])
     peer_names = {peer.name for peer in peers}
     instructions = SystemMessage(content=system)
@@ -88,7 +97,7 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
             if reply is not _HANDED_OFF:
                 messages.append(reply)
                 out.messages.append(reply)
-        if out.submitted is not None or out.handoff is not None:
+        if out.submitted is not None or out.handoff is not None or out.concluded is not None:
             return out
     raise LimitExceeded(f"{agent.name} took more than {run.settings.max_agent_turns} model turns in {scope} "
                         "(ORCH_MAX_AGENT_TURNS)")
@@ -109,6 +118,13 @@ def _control_call(call: ToolCall, out: LoopResult, *, peer_names: set[str], is_s
             return ToolMessage(content=f"Error: invalid result: {exc.errors()[0]['msg']}", tool_call_id=call_id,
                                status="error")
         return ToolMessage(content="Result submitted.", tool_call_id=call_id)
+    if not is_sub and call["name"] == FINISH_STEP:
+        try:
+            out.concluded = StepResult(**call["args"])
+        except ValidationError as exc:
+            return ToolMessage(content=f"Error: invalid step result: {exc.errors()[0]['msg']}", tool_call_id=call_id,
+                               status="error")
+        return ToolMessage(content=f"Step outcome recorded: {out.concluded.status}.", tool_call_id=call_id)
     target = handoff_target(call["name"], run.agents)
     if target is None:
         return None

@@ -69,14 +69,15 @@ def _finish(url: str, mission_id: str, status: str, *, as_json: bool, extra: dic
         print(json.dumps(view, indent=2, default=str))
     else:
         _print_summary(view)
-    if status in ("failed", "rejected", "cancelled"):
+    if status not in ("completed", "completed_with_risks", "waiting_approval", "queued", "running"):
         raise typer.Exit(1)
 
 
 def _print_summary(view: dict[str, Any]) -> None:
-    print(f"\nmission {view['id']}: {view['status']}" + (f" ({view['error']})" if view.get("error") else ""))
+    print(f"\nmission {view['id']}: {view['status']}" + (f": {view['reason']}" if view.get("reason") else ""))
     for step in view["steps"]:
-        print(f"  {step['name']:<10} {step['status']:<8} rounds={step['rounds']}")
+        why = f"  {step['reason']}" if step.get("reason") and step["status"] != "done" else ""
+        print(f"  {step['name']:<11} {step['status']:<8} rounds={step['rounds']}{why}"[:240])
     print(f"  delegations: {len(view['delegations'])}  approvals: {len(view['approvals'])}  "
           f"artifacts: {len(view['artifacts'])}")
     audit = view.get("audit") or {}
@@ -259,11 +260,16 @@ def _audit_head(mission_id: str) -> None:
 @app.command()
 def approve(mission_id: str,
             reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
-            comment: Annotated[str | None, typer.Option(help="Why.")] = None,
+            changes: Annotated[bool, typer.Option("--request-changes",
+                                                  help="Run the step again with --comment as the instruction.")] = False,
+            comment: Annotated[str | None, typer.Option(help="Why (the instruction, with --request-changes).")] = None,
             as_json: JsonOpt = False) -> None:
     """Decide the mission's pending gate, then continue the mission."""
+    if reject and changes:
+        raise InputError("choose one of --reject and --request-changes")
+    verdict = "rejected" if reject else "changes_requested" if changes else "approved"
     with _runner() as runner:
-        decision = runner.decide(mission_id, approve=not reject, actor=_actor(), comment=comment)
+        decision = runner.decide(mission_id, decision=verdict, actor=_actor(), comment=comment)
         print(f"approval #{decision['id']} {decision['status']} by {decision['decided_by']}",
               file=sys.stderr if as_json else sys.stdout)
         _run_live(runner, mission_id, as_json=as_json)

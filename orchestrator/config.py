@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_eval_rounds: int = 2
     """Rounds of evaluate -> Data Scientist -> evaluate before escalating to a human."""
 
+    max_compliance_rounds: int = 2
+    """Rounds of package while a security finding blocks release, before the mission ends blocked."""
+
     max_agent_turns: int = 40
     """Model turns one agent may take inside one step or delegation."""
 
@@ -98,6 +101,10 @@ class Settings(BaseSettings):
     dev_no_auth: bool = False
     """Loopback-only development mode without API keys (announced loudly at start-up)."""
 
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (e.g. ``["http://localhost:3000"]`` for Agent Chat UI); none by
+    default."""
+
     audit_head_key: SecretStr | None = None
     """Key of the HMAC signing exported audit heads (``audit head``); unset: a random key kept in ``home``."""
 
@@ -105,7 +112,7 @@ class Settings(BaseSettings):
     lease_seconds: float = 60.0
     log_json: bool = False
 
-    @field_validator("max_handoffs", "max_edge_repeats", "max_eval_rounds", "max_agent_turns", "recursion_limit")
+    @field_validator("max_handoffs", "max_edge_repeats", "max_eval_rounds", "max_compliance_rounds", "max_agent_turns", "recursion_limit")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -10,29 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool
-from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from orchestrator.audit import append_event
 from orchestrator.context import RunContext
-from orchestrator.db import session_scope
-from orchestrator.db.approvals import approve_now, request_approval
-from orchestrator.db.direct import Writer, transaction
-from orchestrator.db.models import Approval
-from orchestrator.errors import ToolDenied, ToolError
+from orchestrator.errors import ToolDenied, ToolError, UnusableInput
+from orchestrator.events import EventKind
+from orchestrator.gates import ask_human
 from orchestrator.journal import Journal, save_tool_call
 from orchestrator.recorder import DatabaseRecorder
 from tools.context import Signal, ToolContext
 from tools.policy import call_fingerprint, check_allowed, digest, production_targets
 from tools.redaction import redact, redact_obj
 
-__all__ = ["execute_tool_call", "CallOutcome", "gate"]
+__all__ = ["execute_tool_call", "CallOutcome"]
 
 log = logging.getLogger(__name__)
 _PREVIEW = 600
@@ -46,37 +42,6 @@ class CallOutcome:
     signals: list[Signal] = field(default_factory=list)
 
 
-def gate(run: RunContext, *, key: str, kind: str, step: str, agent: str, question: str,
-         payload: dict[str, Any] | Callable[[Writer], dict[str, Any]],
-         journal: Journal | None = None) -> tuple[str, str, str | None]:
-    """Ask a human (``interrupt()``) unless the run auto-approves; returns (decision, decided_by, comment).
-
-    ``payload`` is what the person approves, or a function reading it in the gate's own transaction.
-    The approval row is created once (keyed); on a replay the same row is found and, because the node
-    calls ``interrupt()`` again in the same order, LangGraph hands back the recorded resume value.
-    """
-    with (journal.write() if journal is not None else transaction(run.database_url)) as tx:
-        row = request_approval(tx, mission_id=run.mission_id, key=key, kind=kind, step=step, agent=agent,
-                               question=question, payload=payload)
-        if row.status == "pending" and run.auto_approve_by:
-            row = approve_now(tx, mission_id=run.mission_id, gate=row, step=step, actor=run.auto_approve_by,
-                              comment="approved automatically")
-        approval_id, status, sha, by, comment = row.id, row.status, row.payload_sha256, row.decided_by, row.comment
-        payload = row.payload
-    if run.auto_approve_by:  # decided above, on the spot: nothing to wait for
-        return status, by or "", comment
-    interrupt({"approval_id": approval_id, "kind": kind, "question": question, "payload": payload,
-               "payload_sha256": sha})
-    with session_scope(run.database_url, readonly=True) as session:
-        row = session.get(Approval, approval_id)
-        assert row is not None
-        status, by, comment = row.status, row.decided_by or "", row.comment
-    if status == "pending":
-        # Resumed without a decision on record: keep waiting rather than guess.
-        raise ToolError(f"approval {approval_id} is still pending")
-    return status, by, comment
-
-
 def _tool_context(run: RunContext, *, agent: str, step: str, delegation_id: int | None) -> ToolContext:
     recorder = DatabaseRecorder(run.database_url, run.mission_id, agent=agent, step=step)
     return ToolContext(workspace=run.workspace, mission_id=run.mission_id, agent=agent, step=step,
@@ -84,13 +49,25 @@ def _tool_context(run: RunContext, *, agent: str, step: str, delegation_id: int 
 
 
 def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[str, str]:
+    """(result text, status): a tool returns its result or raises; every failure is an ``error`` result."""
     try:
         output = tool.invoke({**args, "ctx": ctx})
+    except UnusableInput as exc:
+        # A prerequisite cannot be used: the step stops at the review gate with this evidence.
+        ctx.signal("unusable_input", str(exc), path=exc.path, fix=exc.fix, tool=tool.name)
+        return f"Error: {exc}" + (f" To fix: {exc.fix}" if exc.fix else ""), "error"
+    except ToolDenied:
+        raise
     except ToolError as exc:
         return f"Error: {exc}", "error"
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return f"Error: invalid arguments for {tool.name}: {problems}", "error"
+    except Exception as exc:  # a bug or an unforeseen input in the tool: the run goes on, the log has the trace
+        log.debug("tool %s raised", tool.name, exc_info=True)
+        log.warning("tool %s failed unexpectedly: %s: %s", tool.name, type(exc).__name__, exc)
+        return (f"Error: {tool.name} failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}). Its inputs may "
+                "not fit what it supports: check them, continue without it, or report the problem."), "error"
     text = output if isinstance(output, str) else json.dumps(output, default=str)
     return text, "ok"
 
@@ -113,7 +90,7 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
         check_allowed(name, list(allowed))
         targets = production_targets(name, args, run.settings.production_patterns)
         if targets:
-            verdict, by, comment = gate(
+            verdict, by, comment = ask_human(
                 run, journal=journal, key=f"tool:{call_fingerprint(name, args)}", kind="production_data", step=step, agent=agent,
                 question=f"{agent} wants to call {name} on production data: {', '.join(targets)}",
                 payload={"tool": name, "args": redact_obj(args), "targets": targets, "call_id": call_id})
@@ -142,7 +119,7 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
                        result_sha256=result_sha256, status=status, decision=decision,
                        signals=[{"kind": s.kind, "detail": s.detail, "data": s.data} for s in signals],
                        sandboxed=sandboxed, duration_ms=duration_ms)
-        append_event(session, mission_id=run.mission_id, kind="tool.called", actor=agent, step=step,
+        append_event(session, mission_id=run.mission_id, kind=EventKind.TOOL_CALLED, actor=agent, step=step,
                      delegation_id=delegation_id,
                      payload={"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": args_sha256,
                               "result_preview": result[:_PREVIEW], "result_sha256": result_sha256,

@@ -1,12 +1,9 @@
-"""The procedure graph: the ML engineer's six steps, the sub-agents as handoff targets, failure-mode edges
-and human gates.
+"""The procedure graph, built from its declaration (``orchestrator.procedure``): the lead's steps, the
+sub-agents as handoff targets, the failure-mode edges and the human gates (``orchestrator.gates``).
 
-    align -> design -> implement -> evaluate -> package -> release -> release_gate -> report
-      each step may hand off to a sub-agent (transfer_to_<agent>) and get its typed result back;
-      evaluate --underperforms--> data-scientist --> evaluate (bounded) --> escalate (human)
-      package  --compliance-->    package again (bounded) --> blocked (mission fails, release never runs)
-      any step --infrastructure--> devops-engineer --> next step
-      any step --access_denied-->  manual_plan --> next step
+Each node may go exactly where the declaration says (``add_node(destinations=...)``), so the drawn graph
+shows the procedure's real edges. A step's status is what the lead concluded (``finish_step``) and what the
+tools reported (an unusable input blocks it), never where the graph goes next.
 
 ``build_graph`` returns an uncompiled ``StateGraph``; the caller compiles it with its checkpointer.
 """
@@ -14,7 +11,7 @@ and human gates.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.config import get_config
@@ -23,8 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
-from orchestrator.agent_loop import run_agent
-from orchestrator.audit import append_event
+from orchestrator.agent_loop import LoopResult, run_agent
 from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.context import RunContext
 from orchestrator.db import session_scope
@@ -34,59 +30,28 @@ from orchestrator.db.delegations import (
     find_open_delegation,
     open_delegation,
 )
-from orchestrator.db.direct import Statement, Writer, transaction
-from orchestrator.db.missions import STEPS, finish_step, start_step, step_status
-from orchestrator.db.models import Event
+from orchestrator.db.direct import Writer, transaction
+from orchestrator.db.missions import finish_step, open_round
 from orchestrator.errors import LimitExceeded
-from orchestrator.executor import gate
-from orchestrator.handoff import HANDOFF_EDGES, HANDOFF_PREFIX, validate_edges
+from orchestrator.gates import ended, release_gate, review, write_manual_plan
+from orchestrator.handoff import HANDOFF_PREFIX, validate_edges
 from orchestrator.journal import Journal
+from orchestrator.procedure import AFTER_DETOUR, PROCEDURE, STEPS
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
-from orchestrator.state import INITIAL_STATE, MissionState, OpenedStep, PendingHandoff
-from orchestrator.views import release_payload
+from orchestrator.state import INITIAL_STATE, MissionState, OpenedStep, PendingHandoff, Review
 
-__all__ = ["build_graph", "first_input", "NODES", "DETOUR_STEPS"]
+__all__ = ["build_graph", "first_input"]
 
-DETOUR_STEPS = ("manual_plan",)
-LEAD_STEPS = (*STEPS, "report", *DETOUR_STEPS)
-NODES = (*LEAD_STEPS, "release_gate", "escalate", *SUB_AGENTS)
-_NEXT = {"align": "design", "design": "implement", "implement": "evaluate", "evaluate": "package",
-         "package": "release", "release": "release_gate", "report": END}
 _BLOCKING = ("high", "critical")
-
-Goto = Literal["align", "design", "implement", "evaluate", "package", "release", "release_gate", "report",
-               "manual_plan", "escalate", "data-scientist", "devops-engineer", "security-expert",
-               "backend-developer", "__end__"]
 
 
 def _signals_of(state: MissionState) -> list[dict[str, Any]]:
     return list(state.get("signals") or [])
 
 
-_NOTES = Statement("SELECT seq, payload FROM events WHERE mission_id = :mission_id AND kind = 'user.message' "
-                   "AND seq > :seq ORDER BY seq", Event.__table__, returns=("seq", "payload"))
-
-
-def _unread_notes(session: Writer, mission_id: str, after: int) -> tuple[list[str], int]:
-    """The user messages posted after event ``after``, and the seq of the last one."""
-    rows = _NOTES.run(session, {"mission_id": mission_id, "seq": after})
-    return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
-
-
 def _open(session: Writer, mission_id: str, step: str, *, notes_after: int) -> OpenedStep:
-    """Open ``step`` for the node that runs it next, in the transaction that ends the node before it.
-
-    The step's running round is reused when there is one: a node re-executed after a crash (its records
-    committed, its checkpoint lost) opens the round it opened the first time, and the step it leads to
-    replays that round's journal instead of acting again.
-    """
-    current = step_status(session, mission_id=mission_id, name=step)
-    if current is not None and current[0] == "running":
-        rounds = current[1]
-    else:
-        rounds = start_step(session, mission_id=mission_id, name=step, actor=LEAD_AGENT)
-    notes, seen = _unread_notes(session, mission_id, notes_after)
-    return {"step": step, "round": rounds, "notes": notes, "notes_seq": seen}
+    return open_round(session, mission_id=mission_id, step=step, actor=LEAD_AGENT,  # type: ignore[return-value]
+                      notes_after=notes_after)
 
 
 def first_input(session: Writer, *, mission_id: str) -> dict[str, Any]:
@@ -97,7 +62,7 @@ def first_input(session: Writer, *, mission_id: str) -> dict[str, Any]:
 
 def _open_step(run: RunContext, step: str, state: MissionState, *,
                starting: bool) -> tuple[int, list[str], int, Journal]:
-    """The step's round (opened by the node before, see :func:`_open`), the user messages not yet seen,
+    """The step's round (opened by the node before, see ``open_round``), the user messages not yet seen,
     and the journal of this round; returns (round, notes, last note seq, journal)."""
     after = state.get("notes_seq") or 0
     opened = state.get("opened")
@@ -126,48 +91,88 @@ def _scope(step: str, rounds: int) -> str:
     return f"{step}.r{rounds}"
 
 
-def _route_after(step: str, signals: list[dict[str, Any]], state: MissionState, run: RunContext,
-                 rounds: int) -> tuple[str, dict[str, Any]]:
-    """Where a finished step goes: the failure-mode edges first, then the procedure's next step."""
+def _verdict(result: LoopResult, signals: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """(status, reason, summary) of a step from what the lead concluded and what the tools reported."""
+    concluded = result.concluded
+    if concluded is not None:
+        status, reason, summary = concluded.status, concluded.reason, concluded.summary
+    else:  # an answer without finish_step: the lead says it is done
+        final = result.final
+        status, reason = "done", ""
+        summary = final.content if final is not None and isinstance(final.content, str) else ""
+    unusable = [s for s in signals if s["kind"] == "unusable_input"]
+    if unusable:
+        status, reason = "blocked", "; ".join(s["detail"] for s in unusable)[:2000]
+    if status != "done" and not reason:
+        reason = summary[:500] or f"the lead reported the step {status}"
+    return status, reason, summary
+
+
+def _route(step: str, status: str, reason: str, signals: list[dict[str, Any]], state: MissionState,
+           run: RunContext, rounds: int) -> tuple[str, str, str | None, dict[str, Any]]:
+    """Where a finished step goes, with the status (and reason) it ends with: the failure-mode edges of the
+    declaration first, then a review of a step that did not do its work, then the step's next node."""
     kinds = {signal["kind"] for signal in signals}
     detail = "; ".join(signal["detail"] for signal in signals)[:2000]
-    after = state.get("after") or _NEXT.get(step, END)  # type: ignore[call-overload]
-    if step in DETOUR_STEPS:
-        return after, {"after": None}
-    nxt = _NEXT[step]
+    decl = PROCEDURE.step(step)
+    nxt = (state.get("after") or STEPS[-1]) if decl.next == AFTER_DETOUR else decl.next
+    extra: dict[str, Any] = {"after": None} if decl.next == AFTER_DETOUR else {}
+
+    def to_review(kind: str, status_: str, why: str) -> tuple[str, str, str | None, dict[str, Any]]:
+        evidence = [s for s in signals if s["kind"] == "unusable_input"] or [
+            {"kind": kind, "detail": why, "data": {}}]
+        req: Review = {"step": step, "round": rounds, "status": status_, "kind": kind, "reason": why,
+                       "evidence": evidence, "next": nxt}
+        return "review", "waiting", why, {**extra, "review": req}
+
+    if "unusable_input" in kinds:
+        return to_review("unusable_input", "blocked", reason)
     if step == "evaluate" and "underperforms" in kinds:
         if (state.get("eval_rounds") or 0) + 1 < run.settings.max_eval_rounds:
             brief = Brief(task="Evaluation is below the agreed acceptance thresholds: diagnose the cause and retrain "
                                "or adjust features; report the candidate's measured figures.",
                           context=detail, expected_output="Diagnosis, candidate model path and its metrics.")
-            return _detour("data-scientist", step, "underperforms", brief, return_to="evaluate")
-        return "escalate", {}
+            return "data-scientist", "failed", detail, _detour("data-scientist", step, "underperforms", brief,
+                                                               return_to="evaluate")
+        return to_review("escalation", "failed", detail or "evaluation below the acceptance thresholds")
     if step == "package" and "compliance" in kinds:
-        return ("package" if rounds < 2 else "__blocked__"), {"blocked": detail or "security finding"}
+        why = detail or "security finding"
+        if rounds < run.settings.max_compliance_rounds:
+            return "package", "blocked", why, {"blocked": why}
+        return END, "blocked", why, {"blocked": why, "outcome": {
+            "status": "blocked", "reason": f"release blocked by the security review after {rounds} rounds: {why}"}}
     if step == "package":
-        return nxt, {"blocked": None}
+        extra["blocked"] = None
+    if status != "done":
+        return to_review(status, status, reason)
     if "infrastructure" in kinds:
         brief = Brief(task="The resource estimate does not fit the mission's constraint: propose the scaling "
                            "(workers, node size, sharding) that makes it fit, with its cost.",
                       context=detail, expected_output="A sizing that fits, with margin and cost.")
-        return _detour("devops-engineer", step, "infrastructure", brief, return_to=nxt)
+        return "devops-engineer", "done", None, {**extra, **_detour("devops-engineer", step, "infrastructure", brief,
+                                                                return_to=nxt)}
     if "access_denied" in kinds and "manual_plan" not in (state.get("detours_done") or []):
-        return "manual_plan", {"after": nxt, "detours_done": [*(state.get("detours_done") or []), "manual_plan"]}
-    return nxt, {}
+        return "manual_plan", "done", None, {"after": nxt, "detours_done": [*(state.get("detours_done") or []),
+                                                                      "manual_plan"]}
+    if nxt == "release_gate":
+        return nxt, "waiting", "waiting for the release approval", extra
+    if nxt == END:
+        return END, "done", None, {**extra, "outcome": ended(state)}
+    return nxt, "done", None, extra
 
 
-def _detour(to: str, step: str, reason: str, brief: Brief, *, return_to: str) -> tuple[str, dict[str, Any]]:
+def _detour(to: str, step: str, reason: str, brief: Brief, *, return_to: str) -> dict[str, Any]:
     pending: PendingHandoff = {"to": to, "from_agent": LEAD_AGENT, "step": step, "reason": reason,
                                "brief": brief.model_dump(), "tool_call_id": None, "return_to": return_to}
-    return to, {"pending": pending}
+    return {"pending": pending}
 
 
 def _make_step_node(step: str):  # noqa: ANN202
-    position = STEPS.index(step) if step in STEPS else None
+    decl = PROCEDURE.step(step)
 
-    def step_node(state: MissionState, runtime: Runtime[RunContext]) -> Command[Goto]:
+    def step_node(state: MissionState, runtime: Runtime[RunContext]) -> Command:
         run = runtime.context
-        lead = run.agents[LEAD_AGENT]
+        lead = run.agents[decl.lead]
         starting = not (state.get("step") == step and state.get("step_open"))
         rounds, notes, seen, journal = _open_step(run, step, state, starting=starting)
         new_messages: list[Any] = []
@@ -178,11 +183,11 @@ def _make_step_node(step: str):  # noqa: ANN202
             if step == "package" and state.get("blocked"):
                 note += (f"\nRelease is blocked by Security: {state['blocked']}. Resolve the findings, then hand "
                          "off to security-expert again for a re-review.")
-            new_messages.append(step_message(lead, step, position, round_=rounds, note=note.strip()))
+            new_messages.append(step_message(lead, step, decl.item, round_=rounds, note=note.strip()))
             update["notes_seq"] = seen
         facts = RunFacts(agent=lead.name, step=step, round=rounds, reason="planned", scope=_scope(step, rounds),
                          workspace=str(run.workspace))
-        peers = [run.agents[name] for name in HANDOFF_EDGES[lead.name]]
+        peers = [run.agents[name] for name in decl.handoffs]
         result = run_agent(run=run, agent=lead, system=system_prompt(lead, run.mission, facts, peers=peers),
                            history=[*state["messages"], *new_messages], step=step, scope=facts.scope, peers=peers,
                            journal=journal)
@@ -195,27 +200,24 @@ def _make_step_node(step: str):  # noqa: ANN202
                                  "brief": brief.model_dump(), "tool_call_id": call_id, "return_to": step}
             result.journal.flush()
             return Command(goto=target, update=_changed(state, update))
-        summary = result.final.content if result.final is not None and isinstance(result.final.content, str) else ""
-        goto, extra = _route_after(step, signals, state, run, rounds)
-        status = "blocked" if goto in ("__blocked__",) or (step == "package" and goto == "package") else "done"
-        if step == "evaluate" and goto in ("data-scientist", "escalate"):
-            status = "failed"
-        with result.journal.write() as session:
+        status, reason, summary = _verdict(result, signals)
+        goto, recorded, why, extra = _route(step, status, reason, signals, state, run, rounds)
+        req = extra.get("review")
+        # The manual plan is written (and recorded) with the step's end, once: a replay finds the step finished.
+        with (result.journal.write_session() if req and req["kind"] == "unusable_input"
+              else result.journal.write()) as session:
             # Idempotent on a replay: only the round still running is finished, and the next step's open round
             # is reused. The next step starts as this one ends: one transaction, one moment.
-            finish_step(session, mission_id=run.mission_id, name=step, round_=rounds, actor=lead.name,
-                        status=status, summary=summary)
-            if goto in LEAD_STEPS:
+            first = finish_step(session, mission_id=run.mission_id, name=step, round_=rounds, actor=lead.name,
+                                status=recorded, summary=summary, reason=why)  # type: ignore[arg-type]
+            if first and req and req["kind"] == "unusable_input":
+                write_manual_plan(session, run, req)
+            if goto in PROCEDURE.step_names:
                 update["opened"] = _open(session, run.mission_id, goto,
                                          notes_after=update.get("notes_seq", state.get("notes_seq") or 0))
         update.update(extra, step_open=False)
         if step == "evaluate":
             update["eval_rounds"] = (state.get("eval_rounds") or 0) + 1
-        if goto == "__blocked__":
-            update["outcome"] = f"failed: release blocked by security review: {extra.get('blocked')}"
-            return Command(goto=END, update=_changed(state, update))
-        if goto == END:
-            update["outcome"] = "completed"
         return Command(goto=goto, update=_changed(state, update))
 
     step_node.__name__ = f"step_{step}"
@@ -223,7 +225,7 @@ def _make_step_node(step: str):  # noqa: ANN202
 
 
 def _make_subagent_node(name: str):  # noqa: ANN202
-    def subagent_node(state: MissionState, runtime: Runtime[RunContext]) -> Command[Goto]:
+    def subagent_node(state: MissionState, runtime: Runtime[RunContext]) -> Command:
         run = runtime.context
         pending = state.get("pending")
         if not pending or pending["to"] != name:
@@ -258,7 +260,7 @@ def _make_subagent_node(name: str):  # noqa: ANN202
         with result.journal.write_session() as session:
             close_delegation(session, delegation_id=delegation_id, result=typed.model_dump(), status=typed.status,
                              input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=_cost(run, *tokens))
-            if not resumes_step and return_to in LEAD_STEPS:  # a failure edge returns to a new round of a step
+            if not resumes_step and return_to in PROCEDURE.step_names:  # a failure edge returns to a new round
                 update["opened"] = _open(session, run.mission_id, return_to, notes_after=state.get("notes_seq") or 0)
         signals = _signals_of(state) + [{"kind": s.kind, "detail": s.detail, "data": s.data} for s in result.signals]
         blocking = [f for f in typed.findings if f.severity in _BLOCKING]
@@ -295,46 +297,14 @@ def _check_guards(session, run: RunContext, source: str, target: str, step: str)
                             f"(ORCH_MAX_EDGE_REPEATS={run.settings.max_edge_repeats})")
 
 
-def release_gate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["report", "__end__"]]:
-    """Ask a human to approve the release plan before anything is promoted."""
-    run = runtime.context
-    decision, by, comment = gate(run, key="release", kind="release", step="release", agent=LEAD_AGENT,
-                                 question="Approve the release: shadow -> canary -> promote as planned?",
-                                 payload=lambda session: release_payload(session, run))
-    if decision == "approved":
-        with transaction(run.database_url) as tx:
-            opened = _open(tx, run.mission_id, "report", notes_after=state.get("notes_seq") or 0)
-        return Command(goto="report", update={"opened": opened})
-    return Command(goto=END, update={"outcome": f"rejected: release rejected by {by}" + (f": {comment}" if comment else "")})
-
-
-def escalate(state: MissionState, runtime: Runtime[RunContext]) -> Command[Literal["package", "__end__"]]:
-    """Evaluation stayed below thresholds after the bounded rounds: a human decides whether to go on."""
-    run = runtime.context
-    detail = "; ".join(s["detail"] for s in _signals_of(state))[:2000]
-    decision, by, comment = gate(
-        run, key=f"escalation:{state.get('eval_rounds')}", kind="escalation", step="evaluate", agent=LEAD_AGENT,
-        question=f"Evaluation is still below the acceptance thresholds after {state.get('eval_rounds')} rounds. "
-                 "Continue to packaging with the risk recorded?", payload={"signals": _signals_of(state),
-                                                                         "detail": detail})
-    if decision == "approved":
-        with transaction(run.database_url) as tx:
-            append_event(tx, mission_id=run.mission_id, kind="risk.accepted", actor=by, step="evaluate",
-                         payload={"detail": detail, "comment": comment})
-            opened = _open(tx, run.mission_id, "package", notes_after=state.get("notes_seq") or 0)
-        return Command(goto="package", update={"signals": [], "opened": opened})
-    return Command(goto=END, update={"outcome": f"failed: evaluation below thresholds; escalation rejected by {by}"})
-
-
 def build_graph(agents: Mapping[str, AgentSpec]) -> StateGraph:
     """The uncompiled procedure graph for these agent definitions (handoff edges checked here)."""
     validate_edges(agents)
     graph = StateGraph(MissionState, context_schema=RunContext)
-    for step in LEAD_STEPS:
-        graph.add_node(step, _make_step_node(step))
-    for name in SUB_AGENTS:
-        graph.add_node(name, _make_subagent_node(name))
-    graph.add_node("release_gate", release_gate)
-    graph.add_node("escalate", escalate)
-    graph.add_edge(START, "align")
+    nodes = {**{step: _make_step_node(step) for step in PROCEDURE.step_names},
+             **{name: _make_subagent_node(name) for name in SUB_AGENTS},
+             "review": review, "release_gate": release_gate}
+    for name in PROCEDURE.nodes:
+        graph.add_node(name, nodes[name], destinations=PROCEDURE.destinations(name))
+    graph.add_edge(START, PROCEDURE.steps[0].name)
     return graph

@@ -12,14 +12,15 @@ from functools import lru_cache
 from langchain_core.tools import BaseTool, StructuredTool
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, AgentSpec
-from orchestrator.briefs import Brief, HandoffResult
+from orchestrator.briefs import Brief, HandoffResult, StepResult
 from orchestrator.errors import ConfigError
 
-__all__ = ["HANDOFF_EDGES", "HANDOFF_PREFIX", "SUBMIT_RESULT", "create_handoff_tool", "submit_result_tool",
-           "handoff_target", "validate_edges"]
+__all__ = ["HANDOFF_EDGES", "HANDOFF_PREFIX", "SUBMIT_RESULT", "FINISH_STEP", "create_handoff_tool",
+           "submit_result_tool", "finish_step_tool", "handoff_target", "validate_edges"]
 
 HANDOFF_PREFIX = "transfer_to_"
 SUBMIT_RESULT = "submit_result"
+FINISH_STEP = "finish_step"
 
 HANDOFF_EDGES: Mapping[str, tuple[str, ...]] = {LEAD_AGENT: SUB_AGENTS}
 """Who may hand off to whom; every sub-agent returns to the agent that delegated to it."""
@@ -71,6 +72,22 @@ def submit_result_tool() -> BaseTool:
         description="Finish your delegation and hand your result back: summary, findings with severity, "
                     "artifacts (workspace paths) and status (completed, failed, blocked, needs_input).",
         args_schema=HandoffResult,
+    )
+
+
+@lru_cache(maxsize=1)
+def finish_step_tool() -> BaseTool:
+    """The tool the lead calls to end a procedure step with its typed outcome."""
+
+    def _never_called(**_: object) -> str:
+        raise RuntimeError("finish_step is read by the agent loop, not executed")
+
+    return StructuredTool.from_function(
+        func=_never_called,
+        name=FINISH_STEP,
+        description="Finish the current procedure step: status (done, failed or blocked), a summary with the "
+                    "figures the tools computed, the reason when it is not done, and findings with severity.",
+        args_schema=StepResult,
     )
 
 

@@ -20,12 +20,14 @@ from pydantic import ValidationError
 
 from agents.playbooks import Call, Finish, Handoff, View, playbook_for
 from orchestrator.briefs import Brief, HandoffResult
-from orchestrator.handoff import HANDOFF_PREFIX, SUBMIT_RESULT
+from orchestrator.handoff import FINISH_STEP, HANDOFF_PREFIX, SUBMIT_RESULT
 from orchestrator.mission import MissionSpec
 from orchestrator.prompts import STEP_MARK, RunFacts, read_facts
 
 __all__ = ["BuiltinPlanner"]
 
+_VERDICTS = {"completed": "done", "failed": "failed", "blocked": "blocked", "needs_input": "blocked"}
+"""A playbook's result status as the lead's step verdict."""
 _BRIEF_RE = re.compile(r"^(Task|Context|Expected output): (.*)$", re.M)
 
 
@@ -72,13 +74,17 @@ class BuiltinPlanner(BaseChatModel):
 
     @staticmethod
     def _finish(finish: Finish, is_sub: bool, facts: RunFacts) -> AIMessage:
-        if not is_sub:
-            return AIMessage(content=finish.summary)
-        args = {"summary": finish.summary, "findings": [f.model_dump() for f in finish.findings],
-                "artifacts": list(finish.artifacts), "status": finish.status}
+        findings = [f.model_dump() for f in finish.findings]
+        if is_sub:
+            name = SUBMIT_RESULT
+            args: dict[str, Any] = {"summary": finish.summary, "findings": findings,
+                                    "artifacts": list(finish.artifacts), "status": finish.status}
+        else:  # the lead concludes its step: done only when the playbook's work was done
+            name = FINISH_STEP
+            args = {"status": _VERDICTS[finish.status], "summary": finish.summary, "reason": finish.reason,
+                    "findings": findings}
         return AIMessage(content=finish.summary,
-                         tool_calls=[{"name": SUBMIT_RESULT, "args": args, "id": f"{facts.scope}.result",
-                                      "type": "tool_call"}])
+                         tool_calls=[{"name": name, "args": args, "id": f"{facts.scope}.result", "type": "tool_call"}])
 
 
 def _scope_start(messages: list[BaseMessage], facts: RunFacts, is_sub: bool) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from orchestrator.db import session_scope
 from orchestrator.db.models import Event
+from orchestrator.events import EventKind
 
 __all__ = ["EventTail", "describe_event"]
 
@@ -16,27 +17,32 @@ __all__ = ["EventTail", "describe_event"]
 def describe_event(kind: str, actor: str, step: str | None, payload: dict[str, Any]) -> str | None:
     """One human line for an event, or None for events not worth a line."""
     where = f"[{step}] " if step else ""
-    if kind == "step.started":
-        return f"{where}step started (round {payload.get('round')})"
-    if kind == "step.finished":
-        return f"{where}step {payload.get('status')} in {payload.get('duration_s')} s"
-    if kind == "handoff.started":
-        return f"{where}{actor} -> {payload.get('to')}: {payload.get('brief', {}).get('task', '')[:110]}"
-    if kind == "handoff.finished":
-        summary = (payload.get("result") or {}).get("summary", "")
-        return f"{where}{actor} -> {payload.get('to')} ({payload.get('status')}): {summary[:110]}"
-    if kind == "tool.called":
-        return f"{where}  {actor} · {payload.get('tool')} {payload.get('status')} ({payload.get('duration_ms')} ms)"
-    if kind == "message" and payload.get("text") and not payload.get("tool_calls"):
-        return f"{where}{actor}: {str(payload['text'])[:160]}"
-    if kind == "approval.requested":
-        return f"{where}approval needed ({payload.get('kind')}): {payload.get('question')}"
-    if kind == "approval.decided":
-        return f"{where}approval {payload.get('approval_id')} {payload.get('decision')} by {actor}"
-    if kind == "mission.status":
-        return f"mission {payload.get('status')}" + (f": {payload['error']}" if payload.get("error") else "")
-    if kind == "risk.accepted":
-        return f"{where}risk accepted by {actor}"
+    why = f": {payload['reason']}" if payload.get("reason") else ""
+    match kind:
+        case EventKind.STEP_STARTED:
+            return f"{where}step started (round {payload.get('round')})"
+        case EventKind.STEP_FINISHED:
+            return f"{where}step {payload.get('status')} in {payload.get('duration_s')} s{why}"[:300]
+        case EventKind.STEP_SETTLED:
+            return f"{where}step {payload.get('status')} (decided by {actor}){why}"[:300]
+        case EventKind.HANDOFF_STARTED:
+            return f"{where}{actor} -> {payload.get('to')}: {payload.get('brief', {}).get('task', '')[:110]}"
+        case EventKind.HANDOFF_FINISHED:
+            summary = (payload.get("result") or {}).get("summary", "")
+            return f"{where}{actor} -> {payload.get('to')} ({payload.get('status')}): {summary[:110]}"
+        case EventKind.TOOL_CALLED:
+            return f"{where}  {actor} · {payload.get('tool')} {payload.get('status')} ({payload.get('duration_ms')} ms)"
+        case EventKind.MESSAGE if payload.get("text") and not payload.get("tool_calls"):
+            return f"{where}{actor}: {str(payload['text'])[:160]}"
+        case EventKind.APPROVAL_REQUESTED:
+            return f"{where}approval needed ({payload.get('kind')}): {payload.get('question')}"
+        case EventKind.APPROVAL_DECIDED:
+            decision = str(payload.get("decision", "")).replace("_", " ")
+            return f"{where}approval {payload.get('approval_id')} {decision} by {actor}"
+        case EventKind.MISSION_STATUS:
+            return f"mission {payload.get('status')}" + (f": {payload['error']}" if payload.get("error") else "")
+        case EventKind.RISK_ACCEPTED:
+            return f"{where}risk accepted by {actor}: {str(payload.get('detail', ''))[:160]}"
     return None
 
 

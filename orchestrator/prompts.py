@@ -78,6 +78,7 @@ def read_facts(messages: list[BaseMessage]) -> RunFacts:
 
 
 def step_message(agent: AgentSpec, step: str, position: int | None, *, round_: int, note: str = "") -> HumanMessage:
+    # ``position``: the Operating Procedure item the step carries out (``procedure.StepDecl.item``).
     """The message that opens a step in the lead's conversation, quoting the procedure item it carries out."""
     items = procedure_items(agent)
     item = items[position] if position is not None and position < len(items) else ""
@@ -88,7 +89,9 @@ def step_message(agent: AgentSpec, step: str, position: int | None, *, round_: i
         text += "Write the final report: link every deliverable and state each check's result.\n"
     if note:
         text += f"\n{note}\n"
-    text += "When the step is done, answer with a summary of what was done and the figures computed."
+    text += ("When the step is over, call finish_step: status done (its work was done and its checks passed), "
+             "failed (a check failed) or blocked (it could not be done), a summary with the figures the tools "
+             "computed, and the reason when it is not done.")
     return HumanMessage(content=text)
 
 

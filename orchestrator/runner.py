@@ -26,10 +26,9 @@ from orchestrator.checkpoint import open_checkpointer
 from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
 from orchestrator.db import session_scope
-from orchestrator.db.approvals import decide_approval, pending_approvals
+from orchestrator.db.approvals import Decision, decide_approval, pending_approvals
 from orchestrator.db.direct import Transaction, transaction
 from orchestrator.db.missions import (
-    TERMINAL,
     claim_mission,
     create_mission,
     end_mission,
@@ -45,6 +44,7 @@ from orchestrator.errors import InputError, InvalidTransition, LimitExceeded, Or
 from orchestrator.graph import build_graph, first_input
 from orchestrator.leases import LeaseKeeper
 from orchestrator.mission import MissionSpec, parse_mission
+from orchestrator.procedure import TERMINAL
 from orchestrator.state import INITIAL_STATE
 from orchestrator.views import approval_view
 
@@ -250,18 +250,18 @@ class Runner:
             except OrchestratorError as exc:
                 return self._set(mission_id, "failed", error=str(exc))
             except Exception as exc:
-                log.exception("mission %s failed", mission_id)
-                return self._set(mission_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+                log.debug("mission %s failed", mission_id, exc_info=True)
+                log.error("mission %s failed: %s: %s", mission_id, type(exc).__name__, exc)
+                return self._set(mission_id, "failed", error=f"internal error: {type(exc).__name__}: {exc} "
+                                                             "(the service log has the details)")
         else:
             snapshot = self.graph.get_state(self._config(mission_id))
             interrupted, outcome = bool(snapshot.interrupts), snapshot.values.get("outcome")
         if interrupted:
             return self._set(mission_id, "waiting_approval")
-        outcome = str(outcome or "completed")
-        if outcome == "completed":
-            return self._set(mission_id, "completed")
-        status, _, reason = outcome.partition(": ")
-        return self._set(mission_id, "rejected" if status == "rejected" else "failed", error=reason or outcome)
+        if not outcome:  # the graph always decides an outcome at its end: a run that stopped without one failed
+            return self._set(mission_id, "failed", error="the procedure stopped without an outcome (see the log)")
+        return self._set(mission_id, outcome["status"], error=outcome.get("reason") or None)
 
     def _cancelled(self, mission_id: str) -> bool:
         """Checked between graph steps, at most every half second (cancel is rare; steps are many)."""
@@ -273,12 +273,15 @@ class Runner:
             return session.scalar(select(Mission.status).where(Mission.id == mission_id)) == "cancelled"
 
     # -- human actions ----------------------------------------------------------------------------
-    def decide(self, mission_id: str, *, approve: bool, actor: str, comment: str | None = None,
+    def decide(self, mission_id: str, *, decision: Decision, actor: str, comment: str | None = None,
                approval_id: int | None = None, quoted_sha256: str | None = None) -> dict[str, Any]:
-        """Record a decision on the mission's pending gate and queue the mission to go on."""
+        """Record a decision (approved, rejected, changes_requested) on the mission's pending gate and queue
+        the mission to go on."""
+        if decision == "changes_requested" and not (comment or "").strip():
+            raise InputError("requesting changes needs a comment saying what to change")
         with session_scope(self.url) as session:
             get_mission(session, mission_id)
-            row = decide_approval(session, mission_id=mission_id, decision="approved" if approve else "rejected",
+            row = decide_approval(session, mission_id=mission_id, decision=decision,
                                   actor=actor, comment=comment, approval_id=approval_id, quoted_sha256=quoted_sha256)
             mission = get_mission(session, mission_id, lock=True)
             if mission.status == "waiting_approval" and not pending_approvals(session, mission_id=mission_id):

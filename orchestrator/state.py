@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
 from langgraph.graph import MessagesState
+from typing_extensions import TypedDict
 
-__all__ = ["INITIAL_STATE", "MissionState", "OpenedStep", "PendingHandoff"]
+__all__ = ["INITIAL_STATE", "MissionState", "OpenedStep", "PendingHandoff", "Review", "MissionOutcome", "Risk"]
 
 
 class PendingHandoff(TypedDict):
@@ -35,6 +36,39 @@ class OpenedStep(TypedDict):
     notes_seq: int
 
 
+class Review(TypedDict):
+    """A step that did not do its work, on its way to a human (the ``review`` gate)."""
+
+    step: str
+    round: int
+    status: str
+    """What the step concluded: ``failed`` or ``blocked``."""
+    kind: str
+    """Why: ``unusable_input``, ``escalation`` (still underperforming), ``failed`` or ``blocked``."""
+    reason: str
+    evidence: list[dict[str, Any]]
+    """The signals behind it (file at fault, fix), for the question, the payload and the manual plan."""
+    next: str
+    """The node that follows if the human accepts the risk."""
+
+
+class Risk(TypedDict):
+    """A failed or blocked step a human accepted in order to go on."""
+
+    step: str
+    status: str
+    reason: str
+    accepted_by: str
+
+
+class MissionOutcome(TypedDict):
+    """How the mission ended, decided inside the graph; the runner records it as is."""
+
+    status: str
+    """An ``orchestrator.procedure.Outcome``."""
+    reason: str
+
+
 class MissionState(MessagesState):
     """State of one mission's graph (``thread_id`` = mission id). ``messages`` is the lead agent's conversation."""
 
@@ -60,11 +94,15 @@ class MissionState(MessagesState):
     """Detours already taken in this mission (each is taken once); written by step nodes."""
     notes_seq: int
     """Sequence number of the last user message shown to the lead; written by step nodes."""
-    outcome: str | None
-    """Terminal outcome decided inside the graph (``completed``, ``rejected``, ``failed: ...``); set by end nodes."""
+    review: Review | None
+    """The step waiting for a human at the review gate; set by step nodes, cleared by the gate."""
+    risks: list[Risk]
+    """Failed checks a human accepted; written by the review gate. Any makes the end ``completed_with_risks``."""
+    outcome: MissionOutcome | None
+    """Terminal outcome decided inside the graph; set by the node that ends the mission."""
 
 
 INITIAL_STATE: dict[str, Any] = {"messages": [], "step": "", "step_open": False, "pending": None, "signals": [],
                                  "eval_rounds": 0, "blocked": None, "outcome": None, "after": None,
-                                 "detours_done": [], "notes_seq": 0}
+                                 "detours_done": [], "notes_seq": 0, "review": None, "risks": []}
 """Where every mission's graph starts."""

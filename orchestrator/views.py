@@ -14,6 +14,7 @@ from orchestrator.db.artifacts import list_tasks, task_dict
 from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.missions import get_mission
 from orchestrator.db.models import Approval, Artifact, Delegation, Step
+from orchestrator.procedure import PROCEDURE
 
 __all__ = ["mission_view", "step_view", "delegation_view", "approval_view", "artifact_view", "release_payload",
            "iso"]
@@ -31,8 +32,8 @@ def step_view(row: Step) -> dict[str, Any]:
     duration = None
     if row.started_at and row.finished_at:
         duration = round((row.finished_at - row.started_at).total_seconds(), 3)
-    return {"name": row.name, "status": row.status, "rounds": row.rounds, "summary": row.summary,
-            "started_at": iso(row.started_at), "finished_at": iso(row.finished_at), "duration_s": duration}
+    return {"name": row.name, "title": PROCEDURE.step(row.name).title, "status": row.status, "reason": row.reason,
+            "rounds": row.rounds, "summary": row.summary, "started_at": iso(row.started_at), "finished_at": iso(row.finished_at), "duration_s": duration}
 
 
 def delegation_view(row: Delegation) -> dict[str, Any]:
@@ -65,7 +66,8 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
     artifacts = session.scalars(select(Artifact).where(Artifact.mission_id == mission_id)
                                 .order_by(Artifact.path)).all()
     view: dict[str, Any] = {
-        "id": mission.id, "status": mission.status, "current_step": mission.current_step, "error": mission.error,
+        "id": mission.id, "status": mission.status, "reason": mission.error, "current_step": mission.current_step,
+        "error": mission.error,
         "text": mission.text, "spec": mission.spec, "workspace": mission.workspace, "owner": mission.owner,
         "model": mission.model, "created_at": iso(mission.created_at), "updated_at": iso(mission.updated_at),
         "steps": [step_view(s) for s in steps],

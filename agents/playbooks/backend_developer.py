@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finding, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict, findings_of
+from agents.playbooks.ml_engineer import as_dict, failed, findings_of
 
 __all__ = ["serve_or_review"]
 
@@ -20,10 +20,10 @@ def serve_or_review(view: View) -> Playbook:
                    f"checks, {len(problems)} problems) in {review.get('path')}.")
         findings = [Finding(title=p["title"], detail=p["detail"], severity=p.get("severity", "medium")) for p in problems]
         return Finish(summary=summary, findings=findings + findings_of(review), artifacts=[review.get("path", "")],
-                      status="completed" if review.get("status") == "ok" else "blocked")
+                      status="blocked" if failed(review) else "completed")
     app = as_dict((yield Call("generate_inference_service", {"model_path": found.get("model_path") or "",
                                                              "sample_data_path": found.get("reference_path") or ""})))
-    if app.get("status") != "ok":
+    if failed(app):
         return Finish(summary=f"Inference app not generated: {app.get('error')}", findings=findings_of(app), status="failed")
     tests = as_dict((yield Call("run_tests", {"path": app["tests"]})))
     ok = tests.get("failed") == 0 and tests.get("errors") == 0 and (tests.get("passed") or 0) > 0

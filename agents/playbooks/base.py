@@ -51,6 +51,8 @@ class Finish:
     findings: list[Finding] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     status: ResultStatus = "completed"
+    reason: str = ""
+    """Why the work was not done (file or check, and what to do); empty when ``completed``."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finding, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict, findings_of
+from agents.playbooks.ml_engineer import as_dict, failed, findings_of
 
 __all__ = ["align", "remediate"]
 
@@ -28,7 +28,7 @@ def align(view: View) -> Playbook:
         "constraints": list(view.mission.constraints), "label_column": found.get("label_column") or "",
         "segment_column": found.get("segment_column") or ""})))
     findings = findings_of(result) + [f for p in profiled for f in findings_of(p)]
-    if result.get("status") != "ok":
+    if failed(result):
         return Finish(summary="Alignment blocked: " + "; ".join(f"{f.title}: {f.detail}" for f in findings if f.severity == "high"),
                       findings=findings, artifacts=[result.get("path", "reports/alignment.json")], status="blocked")
     model_info = result.get("model") or {}
@@ -57,7 +57,7 @@ def remediate(view: View) -> Playbook:
     result = as_dict((yield Call("retrain_candidate", {
         "model_path": found.get("model_path") or "", "reference_path": found.get("reference_path") or "",
         "current_path": found["current_path"], "label_column": found.get("label_column") or ""})))
-    if result.get("status") != "ok":
+    if failed(result):
         return Finish(summary=f"Retraining failed: {result.get('error')}", findings=findings_of(result), status="failed")
     cand, prod = result.get("candidate") or {}, result.get("production") or {}
     summary = (f"Diagnosis: the monitored batch shifted away from the reference. Retrained {result['candidate_path']} on "

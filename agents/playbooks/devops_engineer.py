@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict, findings_of
+from agents.playbooks.ml_engineer import as_dict, failed, findings_of
 
 __all__ = ["prepare_release", "resize"]
 
@@ -22,7 +22,7 @@ def prepare_release(view: View) -> Playbook:
                f"(cron {schedule.get('schedule')}, deadline {schedule.get('deadline_seconds')} s, static check "
                f"{schedule.get('status')}); CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
                f"{notes.get('path')} with rollout, rollback, monitoring and cost.")
-    ok = cost.get("fits") is True and schedule.get("status") == "ok" and ci.get("status") == "ok"
+    ok = cost.get("fits") is True and not failed(schedule) and not failed(ci)
     return Finish(summary=summary, findings=findings_of(cost),
                   artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path")) if p],
                   status="completed" if ok else "failed")

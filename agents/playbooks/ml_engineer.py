@@ -12,7 +12,8 @@ from typing import Any
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
 
-__all__ = ["align", "design", "implement", "evaluate", "package", "release", "report", "as_dict", "findings_of"]
+__all__ = ["align", "design", "implement", "evaluate", "package", "release", "report", "manual_plan", "as_dict",
+           "findings_of", "failed"]
 
 _SEVERITIES = {"info", "low", "medium", "high", "critical"}
 
@@ -28,6 +29,11 @@ def as_dict(result: Any) -> dict[str, Any]:
             return {"error": result}
         return parsed if isinstance(parsed, dict) else {"value": parsed}
     return {"value": result}
+
+
+def failed(result: dict[str, Any]) -> bool:
+    """True when a tool result is an error (tools raise; the executor turns it into ``Error: ...``)."""
+    return bool(result.get("error")) or result.get("status") in ("failed", "blocked", "error")
 
 
 def findings_of(result: dict[str, Any]) -> list[Finding]:
@@ -64,8 +70,10 @@ def align(view: View) -> Playbook:
                           f"{found.get('segment_column')}. Constraints: " + "; ".join(view.mission.constraints),
                   expected_output="reports/alignment.json with fingerprints, baseline and thresholds; the figures.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("data-scientist", brief)))
+    done = status == "completed"
     return Finish(summary=f"Alignment with the Data Scientist: {summary}", findings=findings, artifacts=artifacts,
-                  status="completed" if status == "completed" else "blocked")
+                  status="completed" if done else "blocked",
+                  reason="" if done else f"the Data Scientist could not align ({status}): {summary}")
 
 
 def design(view: View) -> Playbook:
@@ -85,18 +93,22 @@ def design(view: View) -> Playbook:
                       context=f"Config: {found.get('config_path')}; model: {found.get('model_path')}.",
                       expected_output="docs/scoring-interface-review.md and the problems found.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("backend-developer", brief)))
+    problems = [f"design document: {doc['error']}"] if failed(doc) else []
+    if status != "completed":
+        problems.append(f"Backend Developer {status}: {summary}")
     return Finish(summary=f"Design ({mode}) written to {doc.get('path', 'docs/design.md')}. Backend Developer: {summary}",
-                  findings=findings, artifacts=[doc.get("path", "docs/design.md"), *artifacts],
-                  status="completed" if status == "completed" else "failed")
+                  findings=findings + findings_of(doc), artifacts=[p for p in (doc.get("path"), *artifacts) if p],
+                  status="failed" if problems else "completed", reason="; ".join(problems))
 
 
 def implement(view: View) -> Playbook:
     found = as_dict((yield _located(view)))
     config = found.get("config_path") or "pipelines/batch-scoring.yaml"
     gen = as_dict((yield Call("generate_batch_pipeline", {"config_path": config})))
-    if gen.get("status") != "ok":
-        return Finish(summary=f"Pipeline generation blocked: {gen.get('error') or 'see findings'}",
-                      findings=findings_of(gen), artifacts=gen.get("files", []), status="blocked")
+    if failed(gen):
+        why = gen.get("error") or "; ".join(f.detail for f in findings_of(gen)) or "see findings"
+        return Finish(summary=f"Pipeline generation blocked: {why}", findings=findings_of(gen),
+                      artifacts=gen.get("files", []), status="blocked", reason=f"pipeline generation: {why}")
     dry = as_dict((yield Call("bash", {"command": "python -m pipelines.batch_scoring --dry-run"})))
     tests = as_dict((yield Call("run_tests", {"path": gen.get("tests", "tests/test_batch_scoring.py")})))
     ok = dry.get("exit_code") == 0 and tests.get("failed") == 0 and tests.get("errors") == 0 and tests.get("passed", 0) > 0
@@ -109,7 +121,10 @@ def implement(view: View) -> Playbook:
                                 detail=f"dry run: {dry.get('stderr_tail', dry.get('error', ''))[-400:]}; "
                                        f"tests: {tests.get('failures') or tests.get('error')}"))
     return Finish(summary=summary, findings=findings, artifacts=gen.get("files", []),
-                  status="completed" if ok else "failed")
+                  status="completed" if ok else "failed",
+                  reason="" if ok else f"the generated pipeline does not pass its checks: dry run exit code "
+                                       f"{dry.get('exit_code')}, tests {tests.get('passed')} passed, "
+                                       f"{tests.get('failed')} failed, {tests.get('errors')} errors")
 
 
 def _alert_text(alerts: list[dict[str, Any]]) -> str:
@@ -125,9 +140,10 @@ def evaluate(view: View) -> Playbook:
         "model_path": found.get("model_path") or "", "reference_path": found.get("reference_path") or "",
         "current_path": found.get("current_path") or "", "label_column": found.get("label_column") or "",
         "segment_column": found.get("segment_column") or "", "candidate_path": candidate})))
-    if ev.get("status") in ("blocked", None):
-        return Finish(summary="Evaluation could not run: " + "; ".join(f.title + ": " + f.detail for f in findings_of(ev)),
-                      findings=findings_of(ev), status="blocked")
+    if failed(ev) or ev.get("status") is None:
+        why = "; ".join(f.title + ": " + f.detail for f in findings_of(ev)) or "no result"
+        return Finish(summary=f"Evaluation could not run: {why}", findings=findings_of(ev), status="blocked",
+                      reason=f"evaluation could not run: {why}")
     parts = [f"Evaluation {ev['status']}: {_alert_text(ev.get('alerts', []))}.",
              f"Drifted features: {', '.join(ev.get('drifted') or []) or 'none'}."]
     current = (ev.get("performance") or {}).get("current") or {}
@@ -166,11 +182,15 @@ def package(view: View) -> Playbook:
             f"{hadolint.get('exit_code')} with {len(hadolint.get('issues') or [])} issues, runs as {container.get('user')}. "
             f"Registry entry {entry.get('entry')} ({entry.get('name')} {entry.get('version')}). Manifest "
             f"{manifest.get('path')} ({manifest.get('files_hashed')} files hashed). Security: {summary}")
-    ok = onnx.get("status") == "ok" and container.get("status") == "ok" and entry.get("status") == "ok"
+    problems = [f"{name}: {r.get('error') or r.get('status')}" for name, r in
+                (("ONNX export", onnx), ("container", container), ("registry", entry), ("manifest", manifest))
+                if failed(r)]
+    if status != "completed":
+        problems.append(f"security review {status}: {summary}")
     findings = findings_of(onnx) + findings_of(entry) + sec_findings
     return Finish(summary=text, findings=findings,
                   artifacts=[p for p in (onnx.get("onnx"), "Dockerfile", entry.get("entry"), manifest.get("path")) if p]
-                  + sec_artifacts, status="completed" if ok and status == "completed" else "failed")
+                  + sec_artifacts, status="failed" if problems else "completed", reason="; ".join(problems))
 
 
 def release(view: View) -> Playbook:
@@ -183,8 +203,10 @@ def release(view: View) -> Playbook:
                   expected_output="reports/cost-estimate.json, deploy/cronjob.yaml, .github/workflows/*.yml, "
                                   "docs/deployment-notes.md and the fit verdict.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("devops-engineer", brief)))
+    done = status == "completed"
     return Finish(summary=f"Release prepared by DevOps: {summary}", findings=findings, artifacts=artifacts,
-                  status="completed" if status == "completed" else "failed")
+                  status="completed" if done else "failed",
+                  reason="" if done else f"the release plan is not ready ({status}): {summary}")
 
 
 def report(view: View) -> Playbook:
@@ -199,20 +221,41 @@ def report(view: View) -> Playbook:
         svc = as_dict((yield Call("run_tests", {"path": "tests/test_service.py"})))
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
     rep = as_dict((yield Call("write_mission_report", {"objective": view.mission.objective, "checks": checks})))
-    failed = rep.get("failed_checks") or []
+    failed_checks = rep.get("failed_checks") or []
     # Close the tracking task opened in align, linked to what the mission delivered.
     tasks = as_dict((yield Call("task_list"))).get("tasks") or []
     tracking = next((t for t in tasks if str(t.get("title", "")).startswith("Productionize:")), None)
     if tracking is not None:
         links = [p for p in (rep.get("path"), "docs/deployment-notes.md", "reports/evaluation.json")
                  if p and (view.workspace / p).is_file()]
-        yield Call("task_update", {"task_id": tracking["id"], "status": "blocked" if failed else "done",
-                                   "notes": f"{len(failed)} failed checks", "links": links})
-    summary = (f"Mission report {rep.get('path')}: {rep.get('checks')} checks, {len(failed)} failed; "
+        yield Call("task_update", {"task_id": tracking["id"], "status": "blocked" if failed_checks else "done",
+                                   "notes": f"{len(failed_checks)} failed checks", "links": links})
+    summary = (f"Mission report {rep.get('path')}: {rep.get('checks')} checks, {len(failed_checks)} failed; "
                f"{rep.get('deliverables')} deliverables linked; not produced: {', '.join(rep.get('not_produced') or []) or 'none'}.")
-    return Finish(summary=summary, artifacts=[rep.get("path", "reports/mission-report.md")],
-                  findings=[Finding(title="check failed", detail=row, severity="high") for row in failed])
+    problem = (rep.get("error") if failed(rep) else
+               f"{len(failed_checks)} of {rep.get('checks')} checks failed: " + "; ".join(map(str, failed_checks))
+               if failed_checks else "")
+    return Finish(summary=summary, artifacts=[p for p in (rep.get("path"),) if p],
+                  findings=[Finding(title="check failed", detail=str(row), severity="high") for row in failed_checks],
+                  status="failed" if problem else "completed", reason=str(problem or "")[:2000])
+
+
+def manual_plan(view: View) -> Playbook:
+    """A tool the procedure needed was denied: write the plan a person follows to do it by hand."""
+    found = as_dict((yield _located(view)))
+    lines = ["# Manual deployment plan", "",
+             "A tool call this mission needed was not allowed (see the audit trail's denied calls). "
+             "Do these steps by hand, in order, and record each in the tracking task:", "",
+             f"1. Review the inputs: model `{found.get('model_path')}`, config `{found.get('config_path')}`.",
+             "2. Run the validation: " + ("; ".join(view.mission.validation) or "the generated tests") + ".",
+             "3. Apply the deployment files under `deploy/` with the access the agent lacked.",
+             "4. Watch the alerts in `docs/deployment-notes.md` through the first scheduled run.", ""]
+    written = as_dict((yield Call("write_file", {"path": "docs/manual-plan.md", "content": "\n".join(lines)})))
+    if failed(written):
+        return Finish(summary=f"The manual plan could not be written: {written['error']}", status="failed",
+                      reason=f"manual plan: {written['error']}")
+    return Finish(summary="Manual plan written to docs/manual-plan.md.", artifacts=["docs/manual-plan.md"])
 
 
 PLAYBOOKS["ml-engineer"] = {"align": align, "design": design, "implement": implement, "evaluate": evaluate,
-                            "package": package, "release": release, "report": report}
+                            "package": package, "release": release, "report": report, "manual_plan": manual_plan}

@@ -117,7 +117,8 @@ class ApprovalDecisionCreate(BaseModel):
     """A decision on one gate; it must quote the payload hash the approver was shown."""
 
     model_config = _examples({"decision": "approve", "comment": "plan reviewed", "payload_sha256": _SHA})
-    decision: Literal["approve", "reject"]
+    decision: Literal["approve", "reject", "request_changes"]
+    """``request_changes`` runs the step again with ``comment`` as the reviewer's instruction."""
     comment: str | None = Field(default=None, max_length=4000)
     payload_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the payload shown.")
 

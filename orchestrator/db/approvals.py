@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,11 +14,13 @@ from orchestrator.audit import append_event
 from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.models import Approval, utcnow
 from orchestrator.errors import ApprovalStale, InputError, InvalidTransition
+from orchestrator.events import EventKind
 
 __all__ = ["Decision", "Gate", "approve_now", "decide_approval", "payload_sha256", "pending_approvals",
            "request_approval"]
 
-Decision = Literal["approved", "rejected"]
+Decision = Literal["approved", "rejected", "changes_requested"]
+"""What a person may decide at a gate: go on, stop, or have the step run again with their comment."""
 
 
 def payload_sha256(payload: dict[str, Any]) -> str:
@@ -66,7 +68,7 @@ def request_approval(session: Writer, *, mission_id: str, key: str, kind: str, s
     ((approval_id,),) = _OPEN.run(session, {
         "mission_id": mission_id, "key": key, "kind": kind, "step": step, "agent": agent, "question": question,
         "payload": payload, "payload_sha256": sha, "created_at": utcnow()})
-    append_event(session, mission_id=mission_id, kind="approval.requested", actor=agent, step=step,
+    append_event(session, mission_id=mission_id, kind=EventKind.APPROVAL_REQUESTED, actor=agent, step=step,
                  payload={"approval_id": approval_id, "kind": kind, "question": question, "payload": payload,
                           "payload_sha256": sha})
     return Gate(approval_id, "pending", payload, sha, None, None)
@@ -84,7 +86,7 @@ def approve_now(session: Writer, *, mission_id: str, gate: Gate, step: str, acto
 
 def _record_decision(session: Writer, *, mission_id: str, approval_id: int, step: str, decision: str, actor: str,
                      comment: str | None, sha: str) -> None:
-    append_event(session, mission_id=mission_id, kind="approval.decided", actor=actor, step=step,
+    append_event(session, mission_id=mission_id, kind=EventKind.APPROVAL_DECIDED, actor=actor, step=step,
                  payload={"approval_id": approval_id, "decision": decision, "comment": comment,
                           "payload_sha256": sha})
 
@@ -102,8 +104,8 @@ def decide_approval(session: Session, *, mission_id: str, decision: Decision, ac
                                 + (f" with id {approval_id}" if approval_id is not None else ""))
     if row.status != "pending":
         raise InvalidTransition(f"approval {row.id} was already {row.status} by {row.decided_by}")
-    if decision not in ("approved", "rejected"):
-        raise InputError(f"decision must be 'approved' or 'rejected', not {decision!r}")
+    if decision not in get_args(Decision):
+        raise InputError(f"decision must be one of {', '.join(get_args(Decision))}, not {decision!r}")
     if quoted_sha256 is not None and quoted_sha256 != row.payload_sha256:
         raise ApprovalStale(f"approval {row.id}: the payload hash you quoted ({quoted_sha256[:16]}...) is not the "
                             f"one pending ({row.payload_sha256[:16]}...); reload the approval and decide again")

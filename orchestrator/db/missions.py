@@ -4,32 +4,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.audit import append_event
 from orchestrator.db.direct import Statement, Writer
-from orchestrator.db.models import Mission, Step, utcnow
+from orchestrator.db.models import Event, Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
+from orchestrator.events import EventKind
+from orchestrator.procedure import STEPS, TERMINAL, MissionStatus, StepStatus
 
 __all__ = [
     "MissionStatus", "RunRow", "STEPS", "TERMINAL", "create_mission", "end_mission", "mark_running", "run_row",
-    "get_mission", "set_status", "start_step", "finish_step", "step_status",
+    "get_mission", "set_status", "start_step", "finish_step", "settle_step", "step_status", "unread_notes",
+    "open_round",
     "claim_next", "claim_mission", "renew_lease", "release_lease",
 ]
 
-MissionStatus = Literal["queued", "running", "waiting_approval", "completed", "failed", "rejected", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "rejected", "cancelled"})
-STEPS: tuple[str, ...] = ("align", "design", "implement", "evaluate", "package", "release")
-"""The ML engineer's six procedure steps, in order (the seed's Operating Procedure)."""
 
 
 def create_mission(session: Session, *, text: str, spec: dict[str, Any], workspace: str, owner: str = "cli",
                    model: str = "builtin", auto_approve_by: str | None = None, idempotency_key: str | None = None,
                    request_sha256: str | None = None) -> Mission:
-    """Insert a queued mission with its six pending steps, and record it."""
+    """Insert a queued mission with its pending steps (the procedure's list), and record it."""
     mission = Mission(id=uuid.uuid4().hex[:12], text=text, spec=spec, workspace=workspace, status="queued",
                       owner=owner, model=model, auto_approve_by=auto_approve_by, idempotency_key=idempotency_key,
                       request_sha256=request_sha256)
@@ -37,7 +36,7 @@ def create_mission(session: Session, *, text: str, spec: dict[str, Any], workspa
     session.flush()
     for position, name in enumerate(STEPS):
         session.add(Step(mission_id=mission.id, name=name, position=position, status="pending"))
-    append_event(session, mission_id=mission.id, kind="mission.queued", actor=owner,
+    append_event(session, mission_id=mission.id, kind=EventKind.MISSION_QUEUED, actor=owner,
                  payload={"text": text, "spec": spec, "workspace": workspace, "model": model})
     return mission
 
@@ -72,7 +71,7 @@ def set_status(session: Session, *, mission_id: str, status: MissionStatus, acto
 
 _END = Statement("UPDATE missions SET status = :status, error = :error, updated_at = :updated_at, "
                  "lease_owner = NULL, lease_expires_at = NULL WHERE id = :id "
-                 "AND status NOT IN ('completed', 'failed', 'rejected', 'cancelled') RETURNING id",
+                 f"AND status NOT IN ({', '.join(repr(s) for s in sorted(TERMINAL))}) RETURNING id",
                  Mission.__table__, returns=("id",))
 
 
@@ -93,7 +92,8 @@ def _record_status(session: Writer, *, mission_id: str, status: str, actor: str,
     payload: dict[str, Any] = {"status": status}
     if error:
         payload["error"] = error
-    append_event(session, mission_id=mission_id, kind="mission.status", actor=actor, step=step, payload=payload)
+    append_event(session, mission_id=mission_id, kind=EventKind.MISSION_STATUS, actor=actor, step=step,
+                 payload=payload)
 
 
 _STEP = Statement("SELECT status, rounds FROM steps WHERE mission_id = :mission_id AND name = :name",
@@ -102,9 +102,13 @@ _STEP = Statement("SELECT status, rounds FROM steps WHERE mission_id = :mission_
 _START = Statement("UPDATE steps SET status = 'running', rounds = rounds + 1, finished_at = NULL, "
                    "started_at = COALESCE(started_at, :started_at) WHERE mission_id = :mission_id AND name = :name "
                    "RETURNING rounds", Step.__table__, returns=("rounds",))
-_FINISH = Statement("UPDATE steps SET status = :status, summary = :summary, finished_at = :finished_at "
-                    "WHERE mission_id = :mission_id AND name = :name AND status = 'running' AND rounds = :rounds "
-                    "RETURNING started_at", Step.__table__, returns=("started_at",))
+_FINISH = Statement("UPDATE steps SET status = :status, summary = :summary, reason = :reason, "
+                    "finished_at = :finished_at WHERE mission_id = :mission_id AND name = :name "
+                    "AND status = 'running' AND rounds = :rounds RETURNING started_at", Step.__table__,
+                    returns=("started_at",))
+_SETTLE = Statement("UPDATE steps SET status = :status, reason = :reason WHERE mission_id = :mission_id "
+                    "AND name = :name AND status = 'waiting' AND rounds = :rounds RETURNING id", Step.__table__,
+                    returns=("id",))
 _LAST_POSITION = Statement("SELECT MAX(position) FROM steps WHERE mission_id = :mission_id", Step.__table__,
                            returns=("position",))
 _ADD = Statement("INSERT INTO steps (mission_id, name, position, status, rounds) "
@@ -133,27 +137,55 @@ def start_step(session: Writer, *, mission_id: str, name: str, actor: str) -> in
         started = _START.run(session, params)
     rounds = started[0][0]
     _CURRENT.run(session, {"id": mission_id, "current_step": name, "updated_at": now})
-    append_event(session, mission_id=mission_id, kind="step.started", actor=actor, step=name,
+    append_event(session, mission_id=mission_id, kind=EventKind.STEP_STARTED, actor=actor, step=name,
                  payload={"round": rounds})
     return int(rounds)
 
 
-def finish_step(session: Writer, *, mission_id: str, name: str, round_: int, actor: str, status: str = "done",
-                summary: str = "") -> bool:
-    """Mark round ``round_`` of a step done (or failed/blocked) with its summary, and record it.
+def finish_step(session: Writer, *, mission_id: str, name: str, round_: int, actor: str,
+                status: StepStatus = "done", summary: str = "", reason: str | None = None) -> bool:
+    """Mark round ``round_`` of a step with its outcome (done, failed, blocked, or waiting for a gate), its
+    summary and, when it is not done, the reason; and record it.
 
     Returns False, changing nothing, when that round is no longer running: a replayed node finished it before.
     """
     now = utcnow()
     started = _FINISH.run(session, {"mission_id": mission_id, "name": name, "rounds": round_, "status": status,
-                                    "summary": summary, "finished_at": now})
+                                    "summary": summary, "reason": reason, "finished_at": now})
     if not started:
         return False
     began = started[0][0] or now
-    append_event(session, mission_id=mission_id, kind="step.finished", actor=actor, step=name,
-                 payload={"status": status, "summary": summary,
-                          "duration_s": round((now - began).total_seconds(), 3)})
+    payload: dict[str, Any] = {"status": status, "summary": summary,
+                               "duration_s": round((now - began).total_seconds(), 3)}
+    if reason:
+        payload["reason"] = reason
+    append_event(session, mission_id=mission_id, kind=EventKind.STEP_FINISHED, actor=actor, step=name,
+                 payload=payload)
     return True
+
+
+def settle_step(session: Writer, *, mission_id: str, name: str, round_: int, actor: str, status: StepStatus,
+                reason: str | None = None) -> bool:
+    """Give a step that waited at a gate its final status (idempotent: False when already settled)."""
+    if not _SETTLE.run(session, {"mission_id": mission_id, "name": name, "rounds": round_, "status": status,
+                                 "reason": reason}):
+        return False
+    payload: dict[str, Any] = {"status": status}
+    if reason:
+        payload["reason"] = reason
+    append_event(session, mission_id=mission_id, kind=EventKind.STEP_SETTLED, actor=actor, step=name,
+                 payload=payload)
+    return True
+
+
+_NOTES = Statement("SELECT seq, payload FROM events WHERE mission_id = :mission_id AND kind = 'user.message' "
+                   "AND seq > :seq ORDER BY seq", Event.__table__, returns=("seq", "payload"))
+
+
+def unread_notes(session: Writer, *, mission_id: str, after: int) -> tuple[list[str], int]:
+    """The user messages posted after event ``after``, and the seq of the last one."""
+    rows = _NOTES.run(session, {"mission_id": mission_id, "seq": after})
+    return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
 
 
 _CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expires_at = :lease_expires_at "
@@ -247,3 +279,20 @@ def renew_lease(session: Session, *, mission_id: str, worker: str, lease_s: floa
 def release_lease(session: Session, *, mission_id: str, worker: str) -> None:
     session.execute(update(Mission).where(Mission.id == mission_id, Mission.lease_owner == worker)
                     .values(lease_owner=None, lease_expires_at=None))
+
+
+def open_round(session: Writer, *, mission_id: str, step: str, actor: str, notes_after: int) -> dict[str, Any]:
+    """Open ``step`` for the node that runs it next, in the transaction that ends the node before it; returns
+    ``{step, round, notes, notes_seq}`` (``orchestrator.state.OpenedStep``).
+
+    The step's running round is reused when there is one: a node re-executed after a crash (its records
+    committed, its checkpoint lost) opens the round it opened the first time, and the step it leads to
+    replays that round's journal instead of acting again.
+    """
+    current = step_status(session, mission_id=mission_id, name=step)
+    if current is not None and current[0] == "running":
+        rounds = current[1]
+    else:
+        rounds = start_step(session, mission_id=mission_id, name=step, actor=actor)
+    notes, seen = unread_notes(session, mission_id=mission_id, after=notes_after)
+    return {"step": step, "round": rounds, "notes": notes, "notes_seq": seen}

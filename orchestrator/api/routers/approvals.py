@@ -26,15 +26,18 @@ def list_approvals(session: SessionDep, caller: ApprovalReader,
     return [approval_view(row) for row in pending_approvals(session, mission_id=mission_id)]
 
 
+_DECISIONS = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}
+
+
 @router.post("/{approval_id}/decision", response_model=ApprovalPublic)
 def decide_approval(approval_id: RowId, body: ApprovalDecisionCreate, service: ServiceDep, caller: Decider) -> dict:
-    """Approve or reject a gate; refused (409) when the quoted payload hash is not the pending one."""
+    """Approve, reject or request changes on a gate; refused (409) when the quoted payload hash is stale."""
     with session_scope(service.url) as session:
         row = session.get(Approval, approval_id)
         if row is None:
             raise HTTPException(404, f"no approval with id {approval_id}")
         mission_id = row.mission_id
-    decided = service.runner.decide(mission_id, approve=body.decision == "approve", actor=caller.name,
+    decided = service.runner.decide(mission_id, decision=_DECISIONS[body.decision], actor=caller.name,
                                     comment=body.comment, approval_id=approval_id,
                                     quoted_sha256=body.payload_sha256)
     if service.pool is not None:
