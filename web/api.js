@@ -4,7 +4,10 @@
 const BASE = "/api/v1";
 const KEY_NAME = "orchestrator.apiKey";
 
-/** An API failure, sorted by who must act: the key ("auth"), the network ("unreachable") or the request. */
+/**
+ * An API failure, sorted by who must act: the key ("auth"), the network ("unreachable") or the request ("http").
+ * `title`, `detail` and `status` are the server's own words; messages.js says it in the page's words.
+ */
 export class ApiError extends Error {
   constructor(kind, title, detail, status = 0) {
     super(detail ? `${title}: ${detail}` : title);
@@ -39,14 +42,8 @@ async function problem(response) {
   } catch {
     /* not JSON: keep the status text */
   }
-  if (response.status === 401 || response.status === 403) {
-    const hint = response.status === 401
-      ? "The API key is missing or wrong. Enter a key created with `orchestrator keys create`."
-      : "This API key is not allowed to do that.";
-    return new ApiError("auth", response.status === 401 ? "API key rejected" : "Not allowed", detail || hint,
-      response.status);
-  }
-  return new ApiError("http", title, detail, response.status);
+  const kind = response.status === 401 || response.status === 403 ? "auth" : "http";
+  return new ApiError(kind, title, detail, response.status);
 }
 
 /** fetch() that turns a network failure into ApiError("unreachable"). */
@@ -55,8 +52,7 @@ async function send(path, init = {}) {
   try {
     response = await fetch(path.startsWith("/") ? path : `${BASE}/${path}`, init);
   } catch (err) {
-    throw new ApiError("unreachable", "Server unreachable",
-      `Cannot reach the orchestrator at ${location.origin}. Is \`orchestrator serve\` running? (${err.message})`);
+    throw new ApiError("unreachable", `no answer from ${location.origin}`, err.message);
   }
   if (!response.ok) throw await problem(response);
   return response;

@@ -6,6 +6,7 @@ import { api, getKey, setKey } from "./api.js";
 import { loadWorkspaces, setupComposer } from "./composer.js";
 import { h } from "./dom.js";
 import { FINISHED, missionTitle, time } from "./format.js";
+import { OFFLINE, showError } from "./messages.js";
 import { MissionView } from "./mission.js";
 
 const $ = (id) => document.getElementById(id);
@@ -18,23 +19,27 @@ function show(view) {
   for (const id of ["login-view", "offline-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
 }
 
-/** One place for failures that need the user: a bad key sends them to sign in, a dead server shows a banner. */
-function handleError(err, context, { quiet = false } = {}) {
-  if (err.kind === "auth" && err.status === 401) {
-    signOut(`${err.title}. ${err.detail}`);
+/**
+ * One place for failures that need the user: a bad key sends them to sign in, a dead server shows a banner,
+ * anything else met while doing `action` (a messages.js key) shows in the banner unless `quiet`.
+ */
+function handleError(err, action, { quiet = false } = {}) {
+  if (err.status === 401) {
+    signOut(err, action);
     return;
   }
   if (err.kind === "unreachable") {
-    banner(`${err.title}. ${err.detail}`);
+    banner(err, action);
     return;
   }
-  if (!quiet) banner(`${context ? `${context}: ` : ""}${err.message}`, { retry: false });
+  if (!quiet) banner(err, action, { retry: false });
 }
 
-function banner(text, { retry = true } = {}) {
-  $("banner-text").textContent = text;
+/** The banner shows one failure (in messages.js's words, detail folded); `banner(null)` hides it. */
+function banner(err, action, { retry = true } = {}) {
+  showError($("banner-text"), err, action);
   $("banner-retry").hidden = !retry;
-  $("banner").hidden = !text;
+  $("banner").hidden = !err;
 }
 
 /** Show only what the signed-in role may do; a line says what is hidden and why. */
@@ -49,7 +54,7 @@ function applyAccess() {
   gate($("tab-audit"), "audit.read", "Audit review", { after: document.querySelector(".tabs") });
 }
 
-function signOut(message = "") {
+function signOut(err = null, action = "signIn") {
   setKey("");
   me = null;
   setCaller(null);
@@ -59,7 +64,7 @@ function signOut(message = "") {
   $("whoami").textContent = "";
   $("signout").hidden = true;
   $("sidebar").hidden = true;
-  $("login-error").textContent = message;
+  showError($("login-error"), err, action);
   show("login-view");
   $("login-key").focus();
 }
@@ -68,22 +73,19 @@ async function signIn() {
   try {
     me = await api.me();
   } catch (err) {
-    if (err.kind === "auth") {
-      signOut(err.status === 401
-        ? "API key rejected: the server does not know this key. Check it, or create one with `orchestrator keys create`."
-        : `${err.title}: ${err.detail}`);
-    } else if (err.kind === "unreachable") {
+    if (err.kind === "unreachable") {
+      // The offline view says it (once) and offers the retry.
       $("sidebar").hidden = true;
-      $("offline-text").textContent = err.detail;
+      $("offline-title").textContent = OFFLINE.title;
+      $("offline-kept").textContent = OFFLINE.kept;
+      showError($("offline-text"), err, "signIn");
       show("offline-view");
-      banner(`${err.title}. ${err.detail}`);
     } else {
-      show("login-view");
-      $("login-error").textContent = err.message;
+      signOut(err, "signIn");
     }
     return false;
   }
-  banner("");
+  banner(null);
   setCaller(me);
   applyAccess();
   $("whoami").textContent = `${me.name} (${me.role})`;
@@ -101,10 +103,10 @@ async function refreshList({ more = false } = {}) {
   try {
     page = await api.missions({ status: $("status-filter").value, cursor: more ? cursor : "" });
   } catch (err) {
-    handleError(err, "Could not list missions", { quiet: true });
+    handleError(err, "listMissions", { quiet: true });
     return;
   }
-  if ($("banner-retry").hidden === false) banner(""); // the server is back
+  if ($("banner-retry").hidden === false) banner(null); // the server is back
   const list = $("mission-list");
   const rows = (page.items || []).map((m) => {
     const href = `#/missions/${m.id}`;
@@ -155,7 +157,7 @@ async function route() {
   try {
     await loadWorkspaces();
   } catch (err) {
-    handleError(err, "Could not list workspaces");
+    handleError(err, "listWorkspaces");
   }
 }
 
@@ -177,7 +179,7 @@ function wire() {
     const key = $("login-key").value.trim();
     if (!key) return;
     setKey(key);
-    $("login-error").textContent = "";
+    showError($("login-error"), null);
     if (await signIn()) {
       $("login-key").value = "";
       route();
@@ -185,7 +187,7 @@ function wire() {
   });
   $("signout").addEventListener("click", () => signOut());
   $("banner-retry").addEventListener("click", async () => {
-    banner("");
+    banner(null);
     if (!me) await route();
     else {
       refreshList();
@@ -219,15 +221,15 @@ function wire() {
     event.preventDefault();
     const text = $("reply-text").value.trim();
     if (!text || !current) return;
-    $("reply-error").textContent = "";
+    showError($("reply-error"), null);
     $("reply-send").disabled = true;
     try {
       await current.say(text);
       $("reply-text").value = "";
     } catch (err) {
       // Shown once: next to the box, unless the page as a whole must act (signed out, server gone).
-      if (err.kind === "unreachable" || err.status === 401) handleError(err);
-      else $("reply-error").textContent = err.message;
+      if (err.kind === "unreachable" || err.status === 401) handleError(err, "sendMessage");
+      else showError($("reply-error"), err, "sendMessage");
     } finally {
       $("reply-send").disabled = current ? FINISHED.has(current.mission?.status) : false;
     }
@@ -240,7 +242,7 @@ function wire() {
     try {
       await current.cancel();
     } catch (err) {
-      handleError(err, "Could not cancel");
+      handleError(err, "cancel");
     }
   });
   $("pending-go").addEventListener("click", () => current?.scrollToPending());

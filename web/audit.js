@@ -4,6 +4,7 @@ import { api, fetchBlob, items } from "./api.js";
 import { resultView } from "./chat.js";
 import { clear, h, jsonBlock } from "./dom.js";
 import { agentName, dateTime, duration, money, shortHash, time } from "./format.js";
+import { errorNodes, showError } from "./messages.js";
 import { drawGraph } from "./graph.js";
 
 /** Load and render the review of one mission into `panel`. */
@@ -29,7 +30,7 @@ export async function renderAudit(panel, missionId) {
     api.audit(missionId)]);
 
   if (report.status === "fulfilled") showVerdict(verdict, report.value);
-  else clear(verdict, h("span.bad", `Could not verify the audit chain: ${report.reason.message}`));
+  else clear(verdict, h("span.bad", errorNodes(report.reason, "verifyAudit")));
   verdict.className = `verdict ${report.status === "fulfilled" ? (report.value.intact ? "ok" : "bad") : "bad"}`;
 
   if (graph.status === "fulfilled") {
@@ -40,14 +41,14 @@ export async function renderAudit(panel, missionId) {
       clear(graphBox, h("p.empty", "No handoffs yet: the lead agent has not delegated anything."));
     }
   } else {
-    clear(graphBox, h("p.error-text", `Could not load the delegation graph: ${graph.reason.message}`));
+    clear(graphBox, h("p.error-text", errorNodes(graph.reason, "loadGraph")));
   }
 
   if (trail.status === "fulfilled") {
     const badSeq = report.status === "fulfilled" && !report.value.intact ? report.value.first_bad_seq : null;
     renderTimeline(timeline, items(trail.value, "events"), badSeq);
   } else {
-    clear(timeline, h("p.error-text", `Could not load the audit trail: ${trail.reason.message}`));
+    clear(timeline, h("p.error-text", errorNodes(trail.reason, "loadTrail")));
   }
 }
 
@@ -179,7 +180,7 @@ function clip(text, n = 120) {
 /** The export needs the Authorization header, so fetch it and save it through a Blob link. */
 async function exportTrail(missionId, button, error) {
   button.disabled = true;
-  error.textContent = "";
+  showError(error, null);
   try {
     const blob = await fetchBlob(`/missions/${missionId}/audit/export`);
     const url = URL.createObjectURL(blob);
@@ -189,7 +190,7 @@ async function exportTrail(missionId, button, error) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (err) {
-    error.textContent = `Export failed: ${err.message}`;
+    showError(error, err, "exportTrail");
   } finally {
     button.disabled = false;
   }

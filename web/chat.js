@@ -2,6 +2,7 @@
 
 import { can, hiddenLine } from "./access.js";
 import { api, items } from "./api.js";
+import { errorNodes, showError } from "./messages.js";
 import { h, jsonBlock } from "./dom.js";
 import { agentName, agentSlot, dateTime, duration, time } from "./format.js";
 
@@ -149,7 +150,7 @@ export class Conversation {
       button.replaceWith(call ? h("pre.output", typeof call.result === "string" ? call.result : JSON.stringify(call.result, null, 2))
         : h("p.hint", "No stored result for this call."));
     } catch (err) {
-      button.replaceWith(h("p.error-text", err.message));
+      button.replaceWith(h("p.error-text", errorNodes(err, "toolResult")));
     }
   }
 
@@ -159,13 +160,13 @@ export class Conversation {
     const error = h("p.error-text", { role: "alert" });
     const decide = async (decision) => {
       for (const b of buttons.querySelectorAll("button")) b.disabled = true;
-      error.textContent = "";
+      showError(error, null);
       try {
         const answer = await api.decide(id, decision, comment.value.trim(), p.payload_sha256);
         this.markDecided(id, answer && answer.status ? answer : { status: decision, comment: comment.value.trim() });
         this.onDecided?.();
       } catch (err) {
-        error.textContent = err.message;
+        showError(error, err, "decide");
         for (const b of buttons.querySelectorAll("button")) b.disabled = false;
       }
     };

@@ -2,6 +2,7 @@
 
 import { api, items } from "./api.js";
 import { h } from "./dom.js";
+import { INPUT, showError } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -35,7 +36,7 @@ export function setupComposer({ onCreated, onError }) {
     const name = $("ws-name").value.trim().toLowerCase();
     const status = $("ws-status");
     if (!/^[a-z0-9_-]+$/.test(name)) {
-      status.textContent = "A workspace name uses lowercase letters, digits, '-' and '_'.";
+      status.textContent = INPUT.workspaceName;
       status.className = "hint error-text";
       return;
     }
@@ -51,10 +52,10 @@ export function setupComposer({ onCreated, onError }) {
     } catch (err) {
       if (err.kind === "unreachable" || err.status === 401) {
         status.textContent = "";
-        onError(err);
+        onError(err, "createWorkspace");
       } else {
         status.className = "hint error-text";
-        status.textContent = `Could not create the workspace: ${err.detail || err.message}`;
+        showError(status, err, "createWorkspace");
       }
     } finally {
       $("ws-create").disabled = false;
@@ -64,10 +65,10 @@ export function setupComposer({ onCreated, onError }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = $("mission-error");
-    error.textContent = "";
+    showError(error, null);
     const text = $("mission-text").value;
     if (!text.trim()) {
-      error.textContent = "Write the mission first (or start from the template).";
+      error.textContent = INPUT.missionText;
       return;
     }
     const mode = form.querySelector("input[name=ws-mode]:checked").value;
@@ -77,18 +78,19 @@ export function setupComposer({ onCreated, onError }) {
       let mission;
       if (mode === "upload") {
         const file = $("ws-file").files[0];
-        if (!file) throw new Error("Choose an archive to upload, or pick an existing workspace.");
+        if (!file) throw new Error(INPUT.archive);
         mission = await api.uploadMission(text, file);
       } else {
         const workspace = $("ws-select").value;
-        if (!workspace) throw new Error("Pick a workspace, or create one (the demo template works offline).");
+        if (!workspace) throw new Error(INPUT.workspace);
         mission = await api.createMission(text, workspace);
       }
       $("mission-text").value = "";
       onCreated(mission);
     } catch (err) {
-      if (err.kind === "unreachable" || err.status === 401) onError(err);
-      else error.textContent = err.detail ? `${err.title}: ${err.detail}` : err.message;
+      if (err.kind === "unreachable" || err.status === 401) onError(err, "createMission");
+      else if (err.kind === undefined) error.textContent = err.message; // one of INPUT's, thrown above
+      else showError(error, err, "createMission");
     } finally {
       send.disabled = false;
     }

@@ -6,6 +6,7 @@ import { renderAudit } from "./audit.js";
 import { Conversation } from "./chat.js";
 import { h } from "./dom.js";
 import { FINISHED, missionTitle } from "./format.js";
+import { errorNodes } from "./messages.js";
 import { renderArtifacts, renderSteps } from "./progress.js";
 
 const $ = (id) => document.getElementById(id);
@@ -75,10 +76,10 @@ export class MissionView {
       mission = await api.mission(this.id);
     } catch (err) {
       if (!this.mission) {
-        $("m-title").textContent = err.status === 404 ? "Mission not found" : "Could not load the mission";
-        $("m-stream").replaceChildren(h("p.error-text", err.message));
+        $("m-title").textContent = "";
+        $("m-stream").replaceChildren(h("p.error-text", errorNodes(err, "loadMission")));
       }
-      this.onError(err);
+      this.onError(err, "loadMission", { quiet: !this.mission && err.kind === "http" });
       return;
     }
     const before = this.mission?.status;
@@ -131,7 +132,7 @@ export class MissionView {
     else if (state === "reconnecting") el.textContent = "reconnecting…";
     else if (state && state.message) {
       el.textContent = "";
-      this.onError(state);
+      this.onError(state, "loadMission");
     }
     el.className = `conn ${typeof state === "string" ? state : "error"}`;
   }
@@ -146,7 +147,7 @@ export class MissionView {
     }
     if (focus) $(`tab-${name}`).focus();
     if (name === "files" && this.mission) renderArtifacts($("panel-files"), this.mission, (p) => this.openArtifact(p));
-    if (name === "audit") renderAudit($("panel-audit"), this.id).catch((err) => this.onError(err));
+    if (name === "audit") renderAudit($("panel-audit"), this.id).catch((err) => this.onError(err, "loadTrail"));
   }
 
   async say(text) {
@@ -176,7 +177,7 @@ export class MissionView {
       else location.href = url;
     } catch (err) {
       win?.close();
-      this.onError(err, `Could not open ${path}`);
+      this.onError(err, "openArtifact");
     }
   }
 }

@@ -113,3 +113,24 @@ def test_each_role_sees_only_its_actions(server: LiveServer, keys: dict[str, str
 
 def _name(viewport: dict[str, int]) -> str:
     return "desktop" if viewport == DESKTOP else "phone"
+
+
+def test_a_refusal_shows_once_beside_the_action(server: LiveServer, waiting: dict[str, Any], new_page: Any) -> None:
+    page = new_page(failed_requests_ok=True)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{waiting['id']}")
+    # The server refuses (a role changed under the page, say): the page says it next to the box, not twice.
+    refusal = {"type": "about:blank", "title": "Forbidden", "status": 403,
+               "detail": "the auditor role may not send messages to, cancel or resume missions (key 'x'); "
+                         "a key with the submitter or admin role may"}
+    page.route("**/api/v1/missions/*/messages", lambda route: route.fulfill(
+        status=403, content_type="application/problem+json", body=json.dumps(refusal)))
+    page.get_by_label("Message to the agents").fill("Keep the nightly window at 2 hours.")
+    page.get_by_role("button", name="Send", exact=True).click()
+
+    error = page.locator("#reply-error")
+    expect(error.locator(".error-message")).to_have_text("The message was not sent. Your role may not do this. "
+                                                         "A key with another role may: ask the operator for one.")
+    expect(error.locator("details.tech")).to_contain_text("a key with the submitter or admin role may")
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(page.get_by_text("Your role may not do this")).to_have_count(1)
