@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.constraints import ConstraintSet, parse_constraints
 from orchestrator.errors import InputError
 
 __all__ = ["MissionSpec", "parse_mission", "ServingMode"]
@@ -41,14 +43,30 @@ class MissionSpec(BaseModel):
     deliverables: list[str] = Field(default_factory=list)
     validation: list[str] = Field(default_factory=list)
 
+    @cached_property
+    def constraint_set(self) -> ConstraintSet:
+        """The constraints, typed: read from the ``Constraints:`` items and the rest of the mission's text.
+
+        Computed, not stored: a mission saved before the parser learnt a phrasing reads it when loaded again.
+        """
+        return parse_constraints(self.constraints, free=self._free_text())
+
+    def _free_text(self) -> list[str]:
+        """The mission's text outside the ``Constraints:`` and ``Inputs:`` fields."""
+        _, collected, free = _sections(self.text)
+        loose = free if collected.get("objective") else []  # otherwise the loose lines are the objective
+        return [self.objective, *loose, *self.deliverables, *self.validation]
+
     @property
     def serving_mode(self) -> ServingMode:
         """Batch, online or streaming, as the mission's words say (batch when nothing says otherwise)."""
-        words = " ".join([self.objective, *self.constraints, *self.deliverables]).lower()
-        if re.search(r"\b(online|real[- ]time|endpoint|rest api|inference api|serving api|latency)\b", words):
+        words = " ".join([*self.constraints, *self._free_text()]).lower()
+        if re.search(r"\b(online|endpoint|rest api|inference api|serving api|http api|web service|api)\b", words):
             return "online"
-        if re.search(r"\b(stream|streaming|kafka)\b", words):
+        if re.search(r"\b(stream|streaming|kafka|kinesis|pub/?sub|consumer lag)\b", words):
             return "streaming"
+        if re.search(r"\b(real[- ]time|latency|requests per second)\b", words) or self.constraint_set.latency:
+            return "online"
         return "batch"
 
 
@@ -58,17 +76,8 @@ def _split_list(value: str, *, by_semicolon_only: bool = False) -> list[str]:
     return [part for part in parts if part]
 
 
-def parse_mission(text: str) -> MissionSpec:
-    """Parse mission chat text; raises :class:`InputError` for an empty or oversized mission.
-
-    The seed's form (``/agent NAME``, ``Mission:``, ``Inputs:``, ``Constraints:``, ``Expected
-    Deliverables:``, ``Validation:``) fills the matching fields; any other text becomes the objective.
-    A field may continue on following lines until the next field.
-    """
-    if text is None or not text.strip():
-        raise InputError("the mission is empty: say what to productionize, e.g. 'Mission: ...'")
-    if len(text) > _MAX_CHARS:
-        raise InputError(f"the mission is {len(text)} characters long; the limit is {_MAX_CHARS}")
+def _sections(text: str) -> tuple[str, dict[str, list[str]], list[str]]:
+    """The lead agent, the lines of each seed field, and the lines before any field."""
     agent = "ml-engineer"
     collected: dict[str, list[str]] = {}
     free: list[str] = []
@@ -84,6 +93,21 @@ def parse_mission(text: str) -> MissionSpec:
             continue
         if line.strip():
             (collected.setdefault(current, []) if current else free).append(line.strip())
+    return agent, collected, free
+
+
+def parse_mission(text: str) -> MissionSpec:
+    """Parse mission chat text; raises :class:`InputError` for an empty or oversized mission.
+
+    The seed's form (``/agent NAME``, ``Mission:``, ``Inputs:``, ``Constraints:``, ``Expected
+    Deliverables:``, ``Validation:``) fills the matching fields; any other text becomes the objective.
+    A field may continue on following lines until the next field.
+    """
+    if text is None or not text.strip():
+        raise InputError("the mission is empty: say what to productionize, e.g. 'Mission: ...'")
+    if len(text) > _MAX_CHARS:
+        raise InputError(f"the mission is {len(text)} characters long; the limit is {_MAX_CHARS}")
+    agent, collected, free = _sections(text)
     objective = " ".join(collected.get("objective", [])).strip() or " ".join(free).strip()
     if not objective:
         raise InputError("the mission has no objective: add a 'Mission:' line saying what to do")
