@@ -6,16 +6,18 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.archive import ArchiveLimits, read_capped, unpack_archive
 from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, SessionDep, visible_mission
+from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
 from orchestrator.api.schemas import MissionCreate, MissionPage, MissionPublic, MissionSummary
@@ -25,7 +27,7 @@ from orchestrator.db.models import Delegation, Mission
 from orchestrator.errors import InputError, InvalidTransition
 from orchestrator.views import approval_view, iso, mission_view
 
-__all__ = ["router", "mission_summary"]
+__all__ = ["router", "mission_summary", "page_statement"]
 
 router = APIRouter(prefix="/missions", tags=["missions"], responses=PROBLEM_RESPONSES)
 LIMITS = ArchiveLimits()
@@ -98,7 +100,7 @@ def create_mission_from_archive(text: Annotated[str, Form(min_length=1, max_leng
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, mission_id = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
-        return datetime.fromisoformat(created), str(mission_id)
+        return _utc(datetime.fromisoformat(created)), str(mission_id)
     except (ValueError, TypeError):
         raise InputError(f"cursor {cursor!r} is not one this API returned") from None
 
@@ -108,36 +110,63 @@ def _encode_cursor(mission: Mission) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@router.get("", response_model=MissionPage)
-def list_missions(session: SessionDep, caller: Reader,
-                  status_: Annotated[str | None, Query(alias="status", max_length=24)] = None,
-                  agent: Annotated[str | None, Query(max_length=64, description="Lead or delegated agent.")] = None,
-                  created_after: datetime | None = None, created_before: datetime | None = None,
-                  cursor: Annotated[str | None, Query(max_length=400)] = None,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> MissionPage:
-    """List missions, newest first, filtered by status, agent and creation time; cursor-paginated."""
-    stmt = select(Mission).order_by(Mission.created_at.desc(), Mission.id.desc()).limit(limit + 1)
+def _utc(value: datetime) -> datetime:
+    """The same instant in UTC: SQLite compares stored times as text, so every bound must be UTC like them."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def page_statement(*, caller: Caller, status: str | None = None, agent: str | None = None,
+                   created_after: datetime | None = None, created_before: datetime | None = None,
+                   after: tuple[datetime, str] | None = None, limit: int = 50) -> Select[tuple[Mission]]:
+    """One page of missions, newest first, ``limit + 1`` rows (the extra one says whether a next page exists).
+
+    Keyset pagination: the page starts strictly after the ``after`` row in (created_at, id) order, so every
+    page costs the same however deep it is and a mission created meanwhile neither repeats nor hides one. The
+    order is an index's order (``(created_at, id)``, or ``(owner|status, created_at, id)`` when those filter),
+    so the database reads ``limit + 1`` index entries instead of sorting the table.
+    """
+    stmt = (select(Mission).options(defer(Mission.text))
+            .order_by(Mission.created_at.desc(), Mission.id.desc()).limit(limit + 1))
     if caller.role in OWN_MISSIONS_ONLY:
         stmt = stmt.where(Mission.owner == caller.name)
-    if status_:
-        stmt = stmt.where(Mission.status == status_)
+    if status:
+        stmt = stmt.where(Mission.status == status)
     if agent:
         involved = select(Delegation.mission_id).where(or_(Delegation.to_agent == agent,
                                                            Delegation.from_agent == agent))
         stmt = stmt.where(or_(Mission.spec["agent"].as_string() == agent, Mission.id.in_(involved)))
     if created_after:
-        stmt = stmt.where(Mission.created_at > created_after)
+        stmt = stmt.where(Mission.created_at > _utc(created_after))
     if created_before:
-        stmt = stmt.where(Mission.created_at < created_before)
-    if cursor:
-        created, last_id = _decode_cursor(cursor)
-        stmt = stmt.where(or_(Mission.created_at < created, and_(Mission.created_at == created,
-                                                                 Mission.id < last_id)))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return MissionPage(items=[mission_summary(m) for m in rows],
-                       next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+        stmt = stmt.where(Mission.created_at < _utc(created_before))
+    if after is not None:
+        created, last_id = after
+        stmt = stmt.where(tuple_(Mission.created_at, Mission.id)
+                          < tuple_(literal(created, Mission.created_at.type), literal(last_id, Mission.id.type)))
+    return stmt
+
+
+def _page(url: str, caller: Caller, *, limit: int, **filters: object) -> MissionPage:
+    with session_scope(url, readonly=True) as session:
+        rows = list(session.scalars(page_statement(caller=caller, limit=limit, **filters)))  # type: ignore[arg-type]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return MissionPage(items=[mission_summary(m) for m in rows],
+                           next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+@router.get("", response_model=MissionPage)
+async def list_missions(service: ServiceDep, caller: Reader,
+                        status_: Annotated[str | None, Query(alias="status", max_length=24)] = None,
+                        agent: Annotated[str | None, Query(max_length=64, description="Lead or delegated agent.")] = None,
+                        created_after: datetime | None = None, created_before: datetime | None = None,
+                        cursor: Annotated[str | None, Query(max_length=400)] = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> MissionPage:
+    """List missions, newest first, filtered by status, agent and creation time; cursor-paginated."""
+    after = _decode_cursor(cursor) if cursor else None
+    # One hop to a worker thread for the whole page (session, query, rows): not one per dependency.
+    return await run_in_threadpool(_page, service.url, caller, limit=limit, status=status_, agent=agent,
+                                   created_after=created_after, created_before=created_before, after=after)
 
 
 @router.get("/{mission_id}", response_model=MissionPublic)
