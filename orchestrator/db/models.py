@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -76,17 +77,22 @@ class Mission(Base):
     """One mission: the chat text, its parsed spec, its workspace and where it stands."""
 
     __tablename__ = "missions"
+    # The mission list's orders (newest first, all / a submitter's own / one status), each read from an index
+    # in keyset pages; the status one also serves the queue's claims.
+    __table_args__ = (Index("ix_missions_created_at_id", "created_at", "id"),
+                      Index("ix_missions_owner_created_at_id", "owner", "created_at", "id"),
+                      Index("ix_missions_status_created_at_id", "status", "created_at", "id"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     text: Mapped[str] = mapped_column(Text)
     spec: Mapped[dict[str, Any]]
     workspace: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(24), index=True)
+    status: Mapped[str] = mapped_column(String(24))
     current_step: Mapped[str | None] = mapped_column(String(24))
     owner: Mapped[str] = mapped_column(String(64), default="cli")
     model: Mapped[str] = mapped_column(String(200), default="builtin")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
