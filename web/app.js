@@ -17,6 +17,9 @@ let listTimer = null;
 
 function show(view) {
   for (const id of ["login-view", "offline-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
+  document.body.classList.toggle("view-mission", view === "mission-view");
+  // No sidebar (and no menu button) until someone is signed in.
+  document.body.classList.toggle("signed-out", view === "login-view" || view === "offline-view");
 }
 
 /**

@@ -5,17 +5,29 @@ import { resultView } from "./chat.js";
 import { clear, h, jsonBlock } from "./dom.js";
 import { agentName, dateTime, duration, money, shortHash, time } from "./format.js";
 import { errorNodes, showError } from "./messages.js";
-import { drawGraph } from "./graph.js";
+import { drawGraph, selectEdge } from "./graph.js";
+
+// What the reviewer picked, per mission: the selected arrow and the timeline's filters survive "Verify again".
+const picked = new Map();
+
+function pickedFor(missionId) {
+  if (!picked.has(missionId)) picked.set(missionId, { pair: null, kind: "", agent: "", text: "" });
+  return picked.get(missionId);
+}
 
 /** Load and render the review of one mission into `panel`. */
 export async function renderAudit(panel, missionId) {
+  const state = pickedFor(missionId);
   const verdict = h("div.verdict", { role: "status", "aria-live": "polite" }, "Verifying the audit chain…");
   const graphBox = h("div.graph-box", h("p.hint", "Loading the delegation graph…"));
   const details = h("div.edge-details", { "aria-live": "polite" },
     h("p.hint", "Select an arrow to see its handoffs: brief, result, timings and cost."));
   const timeline = h("div.timeline");
   const exportError = h("p.error-text", { role: "alert" });
-  const reverify = h("button.btn.small", { type: "button", onclick: () => renderAudit(panel, missionId) }, "Verify again");
+  const reverify = h("button.btn.small", { type: "button", onclick: async () => {
+    await renderAudit(panel, missionId);
+    panel.querySelector(".audit-head .actions button")?.focus();
+  } }, "Verify again");
   const exportBtn = h("button.btn.small", { type: "button", onclick: () => exportTrail(missionId, exportBtn, exportError) },
     "Export JSONL");
 
@@ -36,7 +48,15 @@ export async function renderAudit(panel, missionId) {
   if (graph.status === "fulfilled") {
     const data = graph.value || {};
     if ((data.edges || []).length) {
-      drawGraph(graphBox, data, (pair) => showPair(details, pair));
+      const svg = drawGraph(graphBox, data, (pair) => {
+        state.pair = [pair.from, pair.to];
+        showPair(details, pair);
+      });
+      const again = state.pair && svg.pairs.get(state.pair.join("\u0000"));
+      if (again) {
+        selectEdge(svg, again.from, again.to);
+        showPair(details, again, { focus: false });
+      }
     } else {
       clear(graphBox, h("p.empty", "No handoffs yet: the lead agent has not delegated anything."));
     }
@@ -46,7 +66,7 @@ export async function renderAudit(panel, missionId) {
 
   if (trail.status === "fulfilled") {
     const badSeq = report.status === "fulfilled" && !report.value.intact ? report.value.first_bad_seq : null;
-    renderTimeline(timeline, items(trail.value, "events"), badSeq);
+    renderTimeline(timeline, items(trail.value, "events"), badSeq, state);
   } else {
     clear(timeline, h("p.error-text", errorNodes(trail.reason, "loadTrail")));
   }
@@ -74,7 +94,7 @@ function showEntry(seq) {
   row.querySelector("summary").focus();
 }
 
-function showPair(box, pair) {
+function showPair(box, pair, { focus = true } = {}) {
   const total = (key) => pair.edges.reduce((sum, e) => sum + (Number(e[key]) || 0), 0);
   clear(box,
     h("h3", `${agentName(pair.from)} → ${agentName(pair.to)}`),
@@ -98,10 +118,10 @@ function showPair(box, pair) {
           : h("p.hint", "No brief recorded.")),
       h("details.result", { open: true }, h("summary", "Result"), resultView(e.result)))));
   box.querySelector("h3").setAttribute("tabindex", "-1");
-  box.querySelector("h3").focus();
+  if (focus) box.querySelector("h3").focus();
 }
 
-function renderTimeline(box, events, badSeq) {
+function renderTimeline(box, events, badSeq, state) {
   const kinds = [...new Set(events.map((e) => e.kind))].sort();
   const agents = [...new Set(events.map((e) => e.agent || e.actor).filter(Boolean))].sort();
   const kindSel = h("select", { "aria-label": "Filter by kind" }, h("option", { value: "" }, "all kinds"),
@@ -135,7 +155,11 @@ function renderTimeline(box, events, badSeq) {
     return row;
   });
 
+  kindSel.value = kinds.includes(state.kind) ? state.kind : "";
+  agentSel.value = agents.includes(state.agent) ? state.agent : "";
+  text.value = state.text;
   const apply = () => {
+    Object.assign(state, { kind: kindSel.value, agent: agentSel.value, text: text.value });
     const needle = text.value.trim().toLowerCase();
     let shown = 0;
     for (const row of rows) {

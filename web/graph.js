@@ -42,7 +42,20 @@ export function drawGraph(container, data, onSelect) {
   }
   svg.append(edgeLayer, nodeLayer);
   container.replaceChildren(svg);
+  svg.pairs = pairs; // "from\u0000to" -> {from, to, edges}, for restoring a selection
   return svg;
+}
+
+/** Highlight the arrow from `from` to `to` (and only it); returns its pair of handoffs, or null. */
+export function selectEdge(svg, from, to) {
+  let found = null;
+  for (const edge of svg.querySelectorAll("g.edge")) {
+    const on = edge.dataset.from === from && edge.dataset.to === to;
+    edge.classList.toggle("selected", on);
+    edge.setAttribute("aria-pressed", String(on));
+    if (on) found = edge;
+  }
+  return found;
 }
 
 function nodeList(data, edges) {
@@ -129,14 +142,17 @@ function edgeShape(pair, a, b, twoWay, { NW, NH }, onSelect) {
   const label = `${agentName(pair.from)} → ${agentName(pair.to)}: ${count} handoff${count === 1 ? "" : "s"}, ${statuses}`;
   const mx = (x1 + 2 * cx + x2) / 4;
   const my = (y1 + 2 * cy + y2) / 4;
-  const activate = () => onSelect(pair);
+  const activate = (event) => {
+    selectEdge(event.currentTarget.ownerSVGElement, pair.from, pair.to);
+    onSelect(pair);
+  };
   return s("g", { class: `edge ${tone}`, tabindex: 0, role: "button", "aria-label": label, "data-from": pair.from,
-    "data-to": pair.to, "data-count": count,
+    "data-to": pair.to, "data-count": count, "aria-pressed": "false",
     onclick: activate,
     onkeydown: (e) => {
       if (e.key === "Enter" || e.key === " ") {
         e.preventDefault();
-        activate();
+        activate(e);
       }
     } },
   s("title", {}, label),

@@ -1,4 +1,5 @@
-"""Each role sees only what it may do: the page asks the API (``/me``) and hides the rest with a line saying so.
+"""The page's views: each role sees only what it may do (the page asks ``/me`` and hides the rest with a line
+saying so), the layout fits the window at desktop and phone sizes, the audit review keeps what the reviewer picked.
 
 One server for the module; its production patterns make the demo mission's first read of ``data/current.csv``
 wait for a human, so a mission waiting for approval exists within seconds instead of a whole run.
@@ -7,6 +8,7 @@ wait for a human, so a mission waiting for approval exists within seconds instea
 from __future__ import annotations
 
 import json
+import re
 from importlib.resources import files
 from typing import Any
 
@@ -134,3 +136,65 @@ def test_a_refusal_shows_once_beside_the_action(server: LiveServer, waiting: dic
     expect(error.locator("details.tech")).to_contain_text("a key with the submitter or admin role may")
     expect(page.locator("#banner")).to_be_hidden()
     expect(page.get_by_text("Your role may not do this")).to_have_count(1)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_sign_in_uses_the_whole_width(server: LiveServer, new_page: Any, viewport: dict[str, int]) -> None:
+    page = new_page(viewport)
+    page.goto(server.url + "/")
+    form = page.locator("#login-form")
+    expect(form).to_be_visible()
+    expect(page.locator("#sidebar")).to_be_hidden()
+    expect(page.get_by_role("button", name="Show missions")).to_be_hidden()  # no menu to open before signing in
+    main = page.locator("main").bounding_box()
+    box = form.bounding_box()
+    assert main["width"] >= viewport["width"] - 1, main  # no empty sidebar column
+    assert box["width"] >= min(700, viewport["width"] - 60), box
+    assert abs((box["x"] + box["width"] / 2) - viewport["width"] / 2) < 20, box  # centred
+    shoot(page, f"sign-in-{_name(viewport)}")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_mission_view_is_no_taller_than_the_window(server: LiveServer, waiting: dict[str, Any], new_page: Any,
+                                                       viewport: dict[str, int]) -> None:
+    page = new_page(viewport)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{waiting['id']}")
+    expect(page.locator("#m-stream .approval.pending").first).to_be_visible()
+    sizes = page.evaluate("""() => ({
+        doc: document.documentElement.scrollHeight, win: innerHeight,
+        main: [document.querySelector('main').scrollHeight, document.querySelector('main').clientHeight],
+        stream: [document.getElementById('m-stream').scrollHeight, document.getElementById('m-stream').clientHeight],
+        sidebar: document.getElementById('sidebar').getBoundingClientRect().bottom})""")
+    assert sizes["doc"] <= sizes["win"], sizes
+    if viewport == DESKTOP:
+        assert sizes["main"][0] <= sizes["main"][1] + 1, f"the main area scrolls around the conversation: {sizes}"
+        assert sizes["stream"][0] > sizes["stream"][1], f"the conversation is the one thing that scrolls: {sizes}"
+        assert sizes["sidebar"] >= sizes["win"] - 1, f"the sidebar stops short of the window's bottom: {sizes}"
+    shoot(page, f"mission-fits-{_name(viewport)}")
+
+
+def test_the_selected_arrow_and_the_filters_survive_verify_again(server: LiveServer, waiting: dict[str, Any],
+                                                                 new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{waiting['id']}/audit")
+    expect(page.locator("#panel-audit .verdict")).to_contain_text("Audit chain intact")
+    edge = page.locator('svg.graph g.edge[data-to="data-scientist"]')
+    edge.click()
+    expect(edge).to_have_class(re.compile(r"\bselected\b"))
+    expect(edge).to_have_attribute("aria-pressed", "true")
+    page.get_by_label("Filter by kind").select_option("handoff.started")
+    page.get_by_label("Filter by step or text").fill("align")
+
+    page.get_by_role("button", name="Verify again").click()
+
+    expect(page.locator("#panel-audit .verdict")).to_contain_text("Audit chain intact")
+    edge = page.locator('svg.graph g.edge[data-to="data-scientist"]')
+    expect(edge).to_have_class(re.compile(r"\bselected\b"))
+    expect(page.locator("#panel-audit .edge-details h3")).to_have_text("ML Engineer → Data Scientist")
+    expect(page.get_by_label("Filter by kind")).to_have_value("handoff.started")
+    expect(page.get_by_label("Filter by step or text")).to_have_value("align")
+    kinds = page.locator("#panel-audit ol.trail > li:visible").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds and set(kinds) == {"handoff.started"}, kinds
+    shoot(page, "audit-selection-kept-desktop")
