@@ -9,8 +9,8 @@ understands is listed in ``not_understood``, to be asked back, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,7 +18,8 @@ from orchestrator.constraint_rules import Found, extract, residue
 from orchestrator.cron import CronError, parse_cron
 
 __all__ = ["ConstraintSet", "Schedule", "LatencyTarget", "Throughput", "MemoryBudget", "CostBudget", "AlertRule",
-           "Fairness", "parse_constraints", "format_duration", "DEFAULT_CRON", "DEFAULT_WINDOW_SECONDS"]
+           "Fairness", "RunPlan", "parse_constraints", "constraints_from", "format_duration", "DEFAULT_CRON",
+           "DEFAULT_WINDOW_SECONDS"]
 
 DEFAULT_CRON = "0 1 * * *"
 """Nightly at 01:00: what "nightly"/"daily" mean when no time is given, and the schedule when none is stated."""
@@ -172,6 +173,44 @@ class ConstraintSet(BaseModel):
         """The first rule on ``metric``, if any."""
         return next((rule for rule in self.alerts if rule.metric == metric), None)
 
+    def run_plan(self, config_schedule: Mapping[str, Any] | None = None) -> RunPlan:
+        """The schedule and window a deliverable must use: the mission's, else the config's, else defaults.
+
+        Args:
+            config_schedule: The pipeline config's ``schedule`` section (``cron``, ``timezone``, ``window_hours``).
+        """
+        config = dict(config_schedule or {})
+        sources: dict[str, Literal["mission", "config", "default"]] = {}
+        problems: list[str] = []
+        if self.schedule:
+            cron, sources["schedule"] = self.schedule.cron, "mission"
+        elif config.get("cron"):
+            cron, sources["schedule"] = str(config["cron"]), "config"
+        else:
+            cron, sources["schedule"] = DEFAULT_CRON, "default"
+        try:
+            parsed = parse_cron(cron)
+        except CronError as exc:
+            problems.append(f"the config's schedule.cron is unusable ({exc}); the default {DEFAULT_CRON!r} is used")
+            parsed, sources["schedule"] = parse_cron(DEFAULT_CRON), "default"
+        if self.schedule and self.schedule.timezone != "UTC":
+            timezone, sources["timezone"] = self.schedule.timezone, "mission"
+        elif config.get("timezone"):
+            timezone, sources["timezone"] = str(config["timezone"]), "config"
+        else:
+            timezone, sources["timezone"] = "UTC", "default"
+        gap = parsed.min_interval_seconds
+        if self.window_seconds:
+            window, sources["window"] = self.window_seconds, "mission"
+        elif config.get("window_hours"):
+            window, sources["window"] = int(round(float(config["window_hours"]) * 3600)), "config"
+        else:
+            window, sources["window"] = min(DEFAULT_WINDOW_SECONDS, gap or DEFAULT_WINDOW_SECONDS), "default"
+        return RunPlan(cron=parsed.expression, timezone=timezone, schedule_text=parsed.describe(timezone),
+                       window_seconds=window, window_text=format_duration(window),
+                       runs_per_month=parsed.runs_per_month, min_interval_seconds=gap, sources=sources,
+                       problems=tuple(problems))
+
     def summary(self) -> list[str]:
         """One line per understood constraint, for reports and notes."""
         lines = []
@@ -192,6 +231,32 @@ class ConstraintSet(BaseModel):
         if self.fairness:
             lines.append("Bias check across " + (", ".join(self.fairness.sensitive_features) or "unnamed attributes"))
         return lines
+
+
+class RunPlan(BaseModel):
+    """When a scheduled job runs and how long it may take, with where each figure came from.
+
+    The mission's constraints win; the pipeline config fills what the mission does not say; defaults last
+    (nightly at 01:00, a 2 h window capped by the gap between runs).
+    """
+
+    model_config = _FROZEN
+    cron: str
+    timezone: str
+    schedule_text: str
+    """The schedule in words, for notes and reports."""
+    window_seconds: int
+    """The job's deadline (a CronJob's ``activeDeadlineSeconds``) and the capacity verdict's window."""
+    window_text: str
+    runs_per_month: float
+    min_interval_seconds: int | None
+    sources: dict[str, Literal["mission", "config", "default"]]
+    """Where ``schedule``, ``timezone`` and ``window`` came from."""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def window_hours(self) -> float:
+        return self.window_seconds / 3600
 
 
 def format_duration(seconds: float) -> str:
@@ -242,6 +307,16 @@ def _cron_from_parts(found: list[Found], notes: list[str]) -> tuple[str | None, 
     if "start" not in parts and unit not in ("minute", "hour"):
         notes.append("no start time stated: 01:00 assumed")
     return expr, "; ".join(f.text for f in parts.values())
+
+
+def constraints_from(clauses: Sequence[str] | None, *, stored: Mapping[str, Any] | None = None) -> ConstraintSet:
+    """The constraint set a tool works with: parsed from the clauses it was given, else the one stored at
+    alignment (``reports/alignment.json`` ``constraint_set``), else none."""
+    if clauses:
+        return parse_constraints([str(c) for c in clauses])
+    if stored:
+        return ConstraintSet.model_validate(dict(stored))
+    return ConstraintSet()
 
 
 def parse_constraints(explicit: Sequence[str] = (), *, free: Sequence[str] = ()) -> ConstraintSet:

@@ -1,5 +1,6 @@
 """Release: rollout plan with gates, rollback steps, monitoring setup and sizing, as
-``docs/deployment-notes.md``, every figure read from the files the earlier steps wrote."""
+``docs/deployment-notes.md``, every figure read from the files the earlier steps wrote and every schedule,
+window and budget from the mission's constraints."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 from langchain_core.tools import tool
 
+from orchestrator.constraints import ConstraintSet
 from tools.context import Ctx
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.capacity import COST_PATH
@@ -18,19 +20,50 @@ from tools.ml.evaluation import EVALUATION_PATH
 from tools.ml.model_registry import MANIFEST_PATH
 from tools.ml.monitoring import ALERTS_PATH
 from tools.ml.packaging import PARITY_PATH
-from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
+from tools.ml.schedule import CI_PATH, SCHEDULE_PATH, release_constraints
 
 __all__ = ["deployment_notes", "write_deployment_notes", "NOTES_PATH"]
 
 NOTES_PATH = "docs/deployment-notes.md"
 
 
-
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
 
 
-def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[str]]:
+def _metric_gates(alignment: dict[str, Any]) -> str:
+    """The canary's metric gates, from the thresholds agreed at alignment (floors and ceilings)."""
+    gates = []
+    for metric, entry in ((alignment.get("thresholds") or {}).get("metrics") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("floor") is not None:
+            rows = entry.get("min_labelled_rows")
+            gates.append(f"{metric} ≥ {_fmt(entry['floor'])}"
+                         + (f" on a labelled window of ≥ {_fmt(rows)} rows" if rows is not None else ""))
+        if entry.get("ceiling") is not None:
+            gates.append(f"{metric} ≤ {_fmt(entry['ceiling'])}")
+    return "; ".join(gates) or "metric thresholds not agreed yet (see `reports/alignment.json`)"
+
+
+def _constraint_lines(cs: ConstraintSet, rules: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Mission constraints", ""]
+    lines += [f"- {line}." for line in cs.summary()] or ["- None stated: defaults apply (below)."]
+    monitored = {r.get("name") for r in rules}
+    missing = [r for r in cs.alerts if r.name not in monitored]
+    if missing:
+        lines.append("- Alert rules the mission asks for that `monitoring/alerts.yaml` does not hold yet: "
+                     + ", ".join(f"`{r.name}` ({r.describe()})" for r in missing) + ".")
+    if cs.notes:
+        lines += ["", "Assumptions made reading them:", ""] + [f"- {note}." for note in cs.notes]
+    if cs.not_understood:
+        lines += ["", "**Not understood, to be confirmed with the requester** (not applied):", ""]
+        lines += [f"- “{item}”" for item in cs.not_understood]
+    return [*lines, ""]
+
+
+def deployment_notes(workspace: Path, *, config_path: str,
+                     constraints: ConstraintSet | None = None) -> tuple[str, list[str]]:
     """The notes' markdown and the list of inputs that were missing (said in the notes, not invented)."""
     config = load_config(workspace, config_path)
     cost, evaluation = read_json(workspace, COST_PATH), read_json(workspace, EVALUATION_PATH)
@@ -44,13 +77,16 @@ def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[st
     model = (evaluation.get("model") or alignment.get("model") or {})
     versions = sorted((index.get("models") or {}).get(model.get("name", ""), {}))
     current_version = versions[-1] if versions else model.get("version", "?")
-    precision = ((alignment.get("thresholds") or {}).get("metrics") or {}).get("precision") or {}
-    schedule = config.get("schedule") or {}
+    cs = constraints or ConstraintSet()
+    plan = cs.run_plan(config.get("schedule"))
     lines = [f"# Deployment notes: {name}", "",
              f"Model `{model.get('name', '?')}` version {current_version} (sha256 `{str(model.get('sha256', ''))[:12]}`), "
-             f"scored nightly by `python -m pipelines.batch_scoring` ({config_path}).", ""]
+             f"scored {plan.schedule_text} by `python -m pipelines.batch_scoring` ({config_path}); each run must "
+             f"finish within {plan.window_text} (schedule from the {plan.sources['schedule']}, window from the "
+             f"{plan.sources['window']}).", ""]
     if missing:
         lines += ["> Inputs not available when these notes were written: " + ", ".join(f"`{m}`" for m in missing), ""]
+    lines += _constraint_lines(cs, rules)
     lines += ["## Validation status", ""]
     if evaluation:
         fired = [a["name"] for a in evaluation.get("alerts", []) if a.get("fired")]
@@ -65,12 +101,11 @@ def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[st
                      f"labels identical: {parity.get('labels_identical')}.")
     lines += ["", "## Rollout: shadow → canary → promote", "",
               "| Stage | What runs | Gate to pass before the next stage |", "|---|---|---|",
-              f"| Shadow (≥ 3 nights) | New image scores the same input beside production; outputs to a shadow path, "
+              f"| Shadow (≥ 3 runs) | New image scores the same input beside production; outputs to a shadow path, "
               f"nothing consumed | dry run and tests green in CI; no new `feature_drift` alert; alert rate within "
               f"{_fmt((alignment.get('thresholds') or {}).get('alert_rate', {}).get('ceiling'))} |",
-              f"| Canary (≥ 2 nights) | New image serves 10% of partitions; production model the rest | precision ≥ "
-              f"{_fmt(precision.get('floor'))} on a labelled window of ≥ {_fmt(precision.get('min_labelled_rows'))} rows; "
-              f"run finishes inside the {schedule.get('window_hours', '?')} h window |",
+              f"| Canary (≥ 2 runs) | New image serves 10% of partitions; production model the rest | "
+              f"{_metric_gates(alignment)}; run finishes inside the {plan.window_text} window |",
               "| Promote | New image for all partitions; registry stage set to `production` | canary gates held; "
               "on-call sign-off recorded |", ""]
     lines += ["## Rollback (a few minutes)", "",
@@ -96,10 +131,13 @@ def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[st
                   "(flat in input size: chunked scoring).",
                   f"- Cost: {cost['cost']['per_run_usd']} USD per run, {cost['cost']['per_month_usd']} USD per month "
                   f"at {cost['cost']['vcpu_hour_usd']} USD per vCPU-hour ({cost['cost']['assumption']})."]
+        if (cost.get("budget") or {}).get("verdict"):
+            lines.append(f"- Budget: {cost['budget']['verdict']}.")
     else:
         lines.append("- No measured estimate yet: run `estimate_capacity`.")
     lines += ["", "## Artefacts", "",
-              f"- Schedule: `{SCHEDULE_PATH}` (cron `{schedule.get('cron', '?')}` {schedule.get('timezone', 'UTC')}).",
+              f"- Schedule: `{SCHEDULE_PATH}` (cron `{plan.cron}` {plan.timezone}, {plan.schedule_text}; "
+              f"activeDeadlineSeconds {plan.window_seconds}).",
               f"- CI: `{CI_PATH}`.", "- Image: `Dockerfile` (non-root, pinned `requirements.txt`).",
               f"- Registry: `registry/index.json`; reproducibility: `{MANIFEST_PATH}`.",
               f"- Evaluation: `{EVALUATION_PATH}`, `reports/evaluation.html`.", ""]
@@ -107,16 +145,21 @@ def deployment_notes(workspace: Path, *, config_path: str) -> tuple[str, list[st
 
 
 @tool(parse_docstring=True)
-def write_deployment_notes(config_path: str = "pipelines/batch-scoring.yaml", *, ctx: Ctx) -> str:
-    """Write docs/deployment-notes.md: validation status, rollout plan (shadow -> canary -> promote with
-    gates from the agreed thresholds), rollback steps, monitoring setup and alert thresholds, and the
-    measured resource/cost estimate. Figures are read from the reports written earlier.
+def write_deployment_notes(config_path: str = "pipelines/batch-scoring.yaml", constraints: list[str] | None = None,
+                           *, ctx: Ctx) -> str:
+    """Write docs/deployment-notes.md: the mission's constraints (and any not understood), validation status,
+    rollout plan (shadow -> canary -> promote with gates from the agreed thresholds and the run window),
+    rollback steps, monitoring setup and alert thresholds, and the measured resource/cost estimate. Figures
+    are read from the reports written earlier.
 
     Args:
         config_path: Workspace-relative pipeline YAML.
+        constraints: The mission's constraint clauses; empty to use those recorded at alignment.
     """
-    text, missing = deployment_notes(ctx.workspace, config_path=config_path)
+    cs = release_constraints(ctx, constraints)
+    text, missing = deployment_notes(ctx.workspace, config_path=config_path, constraints=cs)
     ctx.write_text(NOTES_PATH, text, kind="doc")
     return json.dumps({"status": "ok" if not missing else "partial", "path": NOTES_PATH, "missing_inputs": missing,
-                       "sections": ["Validation status", "Rollout", "Rollback", "Monitoring and alert thresholds",
-                                    "Resources and cost", "Artefacts"]})
+                       "sections": ["Mission constraints", "Validation status", "Rollout", "Rollback",
+                                    "Monitoring and alert thresholds", "Resources and cost", "Artefacts"],
+                       "not_understood": list(cs.not_understood)})

@@ -1,4 +1,5 @@
-"""The nightly schedule (Kubernetes CronJob) and the CI workflow, rendered from templates and checked statically."""
+"""The run schedule (Kubernetes CronJob) and the CI workflow, rendered from templates with the mission's
+constraints (schedule, run window, memory budget) and checked statically, including against those constraints."""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
+from orchestrator.constraints import ConstraintSet, RunPlan, constraints_from
+from orchestrator.cron import CronError, parse_cron
 from tools.context import Ctx, ToolContext
+from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.capacity import COST_PATH
-from tools.ml.data import load_config
+from tools.ml.data import load_config, read_json
 from tools.ml.report import TEMPLATES
 
-__all__ = ["write_schedule", "write_ci_workflow", "check_cronjob", "check_workflow", "SCHEDULE_PATH", "CI_PATH"]
+__all__ = ["write_schedule", "write_ci_workflow", "check_cronjob", "check_workflow", "release_constraints",
+           "SCHEDULE_PATH", "CI_PATH"]
 
 SCHEDULE_PATH = "deploy/cronjob.yaml"
 CI_PATH = ".github/workflows/batch-scoring.yml"
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True)
-_CRON = {"nightly": "0 1 * * *", "daily": "0 1 * * *", "hourly": "0 * * * *", "weekly": "0 1 * * 0"}
+_DEFAULT_MEMORY_MB = 1024
 
 
 def _get(doc: Any, path: str) -> Any:
@@ -34,8 +39,15 @@ def _get(doc: Any, path: str) -> Any:
     return doc
 
 
-def check_cronjob(text: str) -> list[str]:
-    """Problems of a CronJob manifest: it must parse and carry the keys a cluster and a reviewer need."""
+def release_constraints(ctx: ToolContext, constraints: list[str] | None) -> ConstraintSet:
+    """The mission's constraints for a release tool: the clauses passed, else those recorded at alignment."""
+    return constraints_from(constraints, stored=read_json(ctx.workspace, ALIGNMENT_PATH).get("constraint_set"))
+
+
+def check_cronjob(text: str, *, expected_schedule: str | None = None,
+                  expected_deadline: int | None = None) -> list[str]:
+    """Problems of a CronJob manifest: it must parse, carry the keys a cluster and a reviewer need, hold a valid
+    cron expression and, when given, the schedule and deadline the mission's constraints call for."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -49,8 +61,19 @@ def check_cronjob(text: str) -> list[str]:
     problems += [f"missing {key}" for key in required if _get(doc, key) in (None, "")]
     if _get(doc, "kind") != "CronJob":
         problems.append("kind is not CronJob")
-    if len(str(_get(doc, "spec.schedule") or "").split()) != 5:
+    schedule = str(_get(doc, "spec.schedule") or "")
+    if len(schedule.split()) != 5:
         problems.append("spec.schedule is not a 5-field cron expression")
+    else:
+        try:
+            parse_cron(schedule)
+        except CronError as exc:
+            problems.append(f"spec.schedule is not a valid cron expression: {exc}")
+    if expected_schedule is not None and schedule != expected_schedule:
+        problems.append(f"spec.schedule {schedule!r} is not the planned {expected_schedule!r}")
+    deadline = _get(doc, "spec.jobTemplate.spec.activeDeadlineSeconds")
+    if expected_deadline is not None and deadline != expected_deadline:
+        problems.append(f"activeDeadlineSeconds {deadline!r} is not the planned run window of {expected_deadline} s")
     if _get(doc, "spec.jobTemplate.spec.template.spec.securityContext.runAsNonRoot") is not True:
         problems.append("pod does not require a non-root user")
     return problems
@@ -73,48 +96,86 @@ def check_workflow(text: str, commands: list[str]) -> list[str]:
 
 
 def _cost(ctx: ToolContext) -> dict[str, Any]:
-    path = ctx.workspace / COST_PATH
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(ctx.workspace, COST_PATH)
+
+
+def _memory(cost: dict[str, Any], cs: ConstraintSet) -> tuple[int, int, list[str]]:
+    """Memory request and limit (MiB): 1.5x the measured peak, within the mission's memory budget."""
+    request = int(cost.get("memory_request_mb") or _DEFAULT_MEMORY_MB)
+    if cs.memory is None:
+        return request, request, []
+    budget = int(cs.memory.max_mib)
+    peak = (cost.get("measured") or {}).get("peak_rss_mb")
+    problems = []
+    if peak and float(peak) > budget:
+        problems.append(f"measured peak memory {peak} MiB exceeds the mission's budget of {budget} MiB "
+                        f"({cs.memory.source_text!r})")
+    return min(request, budget), budget, problems
+
+
+def _plan_fields(plan: RunPlan, cs: ConstraintSet) -> dict[str, Any]:
+    return {"schedule": plan.cron, "schedule_text": plan.schedule_text, "timezone": plan.timezone,
+            "deadline_seconds": plan.window_seconds, "window": plan.window_text, "sources": plan.sources,
+            "assumptions": list(cs.notes), "not_understood": list(cs.not_understood)}
 
 
 @tool(parse_docstring=True)
-def write_schedule(config_path: str = "pipelines/batch-scoring.yaml", image: str = "", *, ctx: Ctx) -> str:
-    """Write the nightly schedule as a Kubernetes CronJob (deploy/cronjob.yaml) from the pipeline config
-    (cron, timezone, window as the job deadline) and the cost estimate (memory, workers), then check it
-    statically (YAML parses, required keys, non-root).
+def write_schedule(config_path: str = "pipelines/batch-scoring.yaml", image: str = "",
+                   constraints: list[str] | None = None, *, ctx: Ctx) -> str:
+    """Write the run schedule as a Kubernetes CronJob (deploy/cronjob.yaml): schedule and job deadline
+    (activeDeadlineSeconds = the run window) from the mission's constraints, else the pipeline config, else
+    nightly at 01:00 within 2 h; memory from the measured cost estimate, capped by the mission's memory budget.
+    Then check it statically (YAML parses, required keys, valid cron equal to the plan, non-root).
 
     Args:
         config_path: Workspace-relative pipeline YAML.
         image: Container image reference; defaults to <pipeline name>:<model version>.
+        constraints: The mission's constraint clauses (e.g. ["weekly on Monday", "within 30 minutes"]); empty to
+            use those recorded at alignment.
     """
     config = load_config(ctx.workspace, config_path)
-    schedule = config.get("schedule") or {}
-    cost = _cost(ctx)
-    window = float(schedule.get("window_hours") or cost.get("window_hours") or 2)
+    cs = release_constraints(ctx, constraints)
+    plan = cs.run_plan(config.get("schedule"))
+    request, limit, problems = _memory(_cost(ctx), cs)
+    problems = [*plan.problems, *problems]
     name = str(config.get("name") or "batch-scoring")
-    values = {"name": name, "cron": schedule.get("cron") or _CRON["nightly"], "timezone": schedule.get("timezone", "UTC"),
-              "deadline_seconds": int(window * 3600), "image": image or f"{name}:1.0.0", "config_path": config_path,
-              "cpu": str(cost.get("recommended_workers") or 1), "memory_mb": int(cost.get("memory_request_mb") or 1024)}
+    values = {"name": name, "cron": plan.cron, "timezone": plan.timezone, "schedule_text": plan.schedule_text,
+              "deadline_seconds": plan.window_seconds, "window_text": plan.window_text,
+              "image": image or f"{name}:1.0.0", "config_path": config_path,
+              "cpu": str(_cost(ctx).get("recommended_workers") or 1), "memory_mb": request, "memory_limit_mb": limit}
     text = _ENV.get_template("cronjob.yaml.j2").render(**values)
-    problems = check_cronjob(text)
+    problems += check_cronjob(text, expected_schedule=plan.cron, expected_deadline=plan.window_seconds)
     ctx.write_text(SCHEDULE_PATH, text, kind="schedule")
     return json.dumps({"status": "ok" if not problems else "failed", "path": SCHEDULE_PATH, "problems": problems,
-                       "schedule": values["cron"], "timezone": values["timezone"],
-                       "deadline_seconds": values["deadline_seconds"], "memory_mb": values["memory_mb"]})
+                       **_plan_fields(plan, cs), "memory_mb": request, "memory_limit_mb": limit})
 
 
 @tool(parse_docstring=True)
-def write_ci_workflow(schedule_path: str = SCHEDULE_PATH, *, ctx: Ctx) -> str:
-    """Write the CI workflow (.github/workflows/batch-scoring.yml) that runs the validation commands
-    (dry run, tests, schedule check, hadolint) and check it statically.
+def write_ci_workflow(schedule_path: str = SCHEDULE_PATH, config_path: str = "pipelines/batch-scoring.yaml",
+                      constraints: list[str] | None = None, *, ctx: Ctx) -> str:
+    """Write the CI workflow (.github/workflows/batch-scoring.yml) that runs the validation commands (dry run,
+    tests, hadolint) and checks that the CronJob's schedule and deadline are the ones the mission's constraints
+    call for; then check the workflow statically.
 
     Args:
         schedule_path: Workspace-relative CronJob manifest the workflow validates.
+        config_path: Workspace-relative pipeline YAML (its schedule is used where the mission says nothing).
+        constraints: The mission's constraint clauses; empty to use those recorded at alignment.
     """
+    cs = release_constraints(ctx, constraints)
+    plan = cs.run_plan(load_config(ctx.workspace, config_path).get("schedule"))
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    text = _ENV.get_template("ci-workflow.yml.j2").render(python=python, schedule_path=schedule_path)
+    text = _ENV.get_template("ci-workflow.yml.j2").render(
+        python=python, schedule_path=schedule_path, cron=plan.cron, deadline_seconds=plan.window_seconds,
+        schedule_text=plan.schedule_text, window_text=plan.window_text, constraints=cs.summary())
     commands = ["python -m pipelines.batch_scoring --dry-run", "python -m pytest -q tests"]
-    problems = check_workflow(text, commands)
+    problems = [*plan.problems, *check_workflow(text, commands)]
+    expected = (f"EXPECTED_SCHEDULE: {json.dumps(plan.cron)}", f"EXPECTED_DEADLINE_SECONDS: {plan.window_seconds}")
+    if not all(line in text for line in expected):
+        problems.append("the schedule check does not compare the manifest with the planned schedule and window")
     ctx.write_text(CI_PATH, text, kind="ci")
     return json.dumps({"status": "ok" if not problems else "failed", "path": CI_PATH, "problems": problems,
-                       "commands": commands + ["hadolint Dockerfile (failure-threshold warning)"]})
+                       "commands": commands + ["hadolint Dockerfile (failure-threshold warning)",
+                                               f"{schedule_path}: schedule {plan.cron!r}, deadline "
+                                               f"{plan.window_seconds} s"],
+                       **_plan_fields(plan, cs)})
