@@ -101,8 +101,9 @@ def review(state: MissionState, runtime: Runtime[RunContext]) -> Command:
             update: dict[str, Any] = {"review": None, "signals": [], "risks": [*(state.get("risks") or []), risk]}
             if req["next"] == END:
                 return Command(goto=END, update={**update, "outcome": ended(state, [risk])})
-            update["opened"] = open_round(tx, mission_id=run.mission_id, step=req["next"], actor=LEAD_AGENT,
-                                          notes_after=notes_seq)
+            if req["next"] in PROCEDURE.step_names:  # (a gate opens no round)
+                update["opened"] = open_round(tx, mission_id=run.mission_id, step=req["next"], actor=LEAD_AGENT,
+                                              notes_after=notes_seq)
             return Command(goto=req["next"], update=update)
         if decision == "changes_requested":
             return _again(tx, run, step, by, comment, notes_seq, extra={"review": None, "signals": []})

@@ -99,7 +99,10 @@ class Procedure:
     gates: tuple[GateDecl, ...]
 
     def step(self, name: str) -> StepDecl:
-        return next(s for s in self.steps if s.name == name)
+        for decl in self.steps:
+            if decl.name == name:
+                return decl
+        raise KeyError(f"{name!r} is not a step of the procedure ({', '.join(self.step_names)})")
 
     def edge(self, signal: str) -> FailureEdge:
         return next(e for e in self.edges if e.signal == signal)
