@@ -484,3 +484,74 @@ def _pump(proc: subprocess.Popen[bytes], sinks: dict[Any, _Output], deadline: fl
         return False
     finally:
         selector.close()
+
+
+def run_sandboxed_readonly(
+    command: Sequence[str], cwd: Path, settings: Settings, timeout: float | None = None, *, max_output_bytes: int
+) -> SandboxResult:
+    """Run ``command`` as :func:`run_sandboxed` does, but with the workspace mounted read-only.
+
+    For commands that only read the workspace and answer on standard output, such as the ML tools' model
+    runner: an unpickled model must not rewrite the data or reports the host reads next. Standard output
+    is bounded by ``max_output_bytes`` instead of ``shell_max_output_bytes`` (an answer for the host, not
+    text for a model). Without bubblewrap the same rules as :func:`run_sandboxed` apply (and nothing is
+    read-only then).
+    """
+    limit = settings.shell_timeout_s if timeout is None else min(float(timeout), settings.shell_timeout_s)
+    limit = max(limit, 0.1)
+    workspace = cwd.resolve()
+    bwrap = bwrap_path()
+    if bwrap is not None:
+        argv = build_argv(list(command), workspace=workspace, bwrap=bwrap, tmp_mb=settings.shell_tmp_mb)
+        for i in range(len(argv) - 2):
+            if argv[i] == "--bind" and argv[i + 2] == WORKSPACE_MOUNT:
+                argv[i] = "--ro-bind"
+                break
+        else:  # pragma: no cover - build_argv always binds the workspace
+            raise ToolError("the sandbox command line has no workspace mount to make read-only")
+        run_cwd, env, sandboxed = "/", {}, True
+    elif settings.allow_unsandboxed_shell:
+        logger.warning("bubblewrap missing: running a model command unsandboxed (allow_unsandboxed_shell)")
+        argv, run_cwd, env, sandboxed = list(command), str(workspace), sandbox_env(workspace=str(workspace)), False
+    else:
+        raise ToolError(
+            "the sandbox is unavailable: bubblewrap (bwrap) is not installed on the orchestrator host, and workspace "
+            "models are only loaded inside it; an operator must install it (apt-get install bubblewrap) or set "
+            "ORCH_ALLOW_UNSANDBOXED_SHELL=true"
+        )
+    cgroup = _PidsCgroup.create(settings.shell_max_processes) if os.geteuid() == 0 else None
+    out, err = _Output(max_output_bytes), _Output(settings.shell_max_output_bytes)
+    started = time.monotonic()
+    timed_out = False
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=run_cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_limits_preexec(settings, limit, cgroup.procs_file() if cgroup else None),
+        )
+        try:
+            timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, started + limit)
+            if not timed_out:
+                try:
+                    proc.wait(timeout=max(started + limit - time.monotonic(), 0.0))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            if timed_out:
+                _kill_group(proc)
+                if cgroup:
+                    cgroup.kill_all()
+                proc.wait()
+        finally:
+            if not sandboxed:
+                _kill_group(proc)
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+    finally:
+        if cgroup:
+            cgroup.remove()
+    return SandboxResult(
+        exit_code=None if timed_out else proc.returncode, stdout=out.text(),
+        stderr=err.text() + (f"\n[killed: wall-clock limit of {limit:g}s reached]" if timed_out else ""),
+        duration_s=time.monotonic() - started, timed_out=timed_out, truncated=bool(out.dropped or err.dropped),
+        sandboxed=sandboxed,
+    )

@@ -12,10 +12,11 @@ from typing import Any
 
 from langchain_core.tools import tool
 
-from tools.context import Ctx
-from tools.ml.data import DataError, fingerprint, profile_frame, read_table
-from tools.ml.metrics import min_positives_for_drop, performance
-from tools.ml.model import ModelError, file_sha256, load_model
+from tools.context import Ctx, ToolContext
+from tools.ml import sandboxed
+from tools.ml.data import fingerprint, profile_frame, read_table
+from tools.ml.metrics import flags, min_positives_for_drop, performance, truth_flags
+from tools.ml.model import file_sha256, locate_model
 
 __all__ = ["Constraints", "parse_constraints", "propose_thresholds", "align", "align_data", "ALIGNMENT_PATH",
            "PSI_MODERATE", "PSI_SIGNIFICANT"]
@@ -99,41 +100,35 @@ def _finding(severity: str, title: str, detail: str) -> dict[str, str]:
     return {"severity": severity, "title": title, "detail": detail}
 
 
-def align(workspace: Path, *, model_path: str, reference_path: str, current_path: str = "",
+def align(ctx: ToolContext, *, model_path: str, reference_path: str, current_path: str = "",
           constraints: list[str] | None = None, label_column: str = "", segment_column: str = "") -> dict[str, Any]:
-    """Profile and fingerprint the data, inspect the model, measure the baseline and propose thresholds."""
+    """Profile and fingerprint the data, describe the model, measure the baseline and propose thresholds.
+
+    Raises ``UnusableInput`` (:class:`~tools.ml.errors.ModelError` / :class:`~tools.ml.errors.DataError`)
+    when the model or a dataset cannot be used.
+    """
+    workspace = ctx.workspace
     findings: list[dict[str, str]] = []
     parsed = parse_constraints(constraints or [])
     out: dict[str, Any] = {"constraints": asdict(parsed), "datasets": {}, "profiles": {}, "baseline": None,
                            "label_column": label_column or None, "segment_column": segment_column or None}
-    try:
-        loaded = load_model(workspace, model_path)
-        out["model"] = {**loaded.info.public(), "sha256": file_sha256(workspace / loaded.info.artifact)}
-        findings += [_finding("medium", "pickle-based model", w) for w in loaded.info.warnings]
-    except ModelError as exc:
-        loaded = None
-        findings.append(_finding("high", "model unusable", str(exc)))
-    label = label_column or (loaded.info.label_column if loaded else None) or ""
+    ref_model = locate_model(workspace, model_path)
+    paths = {role: path for role, path in (("reference", reference_path), ("current", current_path)) if path}
+    frames = {role: read_table(workspace, path) for role, path in paths.items()}
+    # One sandbox call: the model loaded and scored on every dataset (which also checks their columns).
+    scored = sandboxed.predict(ctx, models={"model": ref_model}, data=paths,
+                               jobs=[{"model": "model", "data": role} for role in paths])
+    info = scored.models["model"]
+    out["model"] = {**info.public(), "sha256": file_sha256(workspace / info.artifact)}
+    findings += [_finding("medium", "pickle-based model", w) for w in info.warnings]
+    label = label_column or info.label_column or ""
     out["label_column"] = label or None
-    frames = {}
-    for role, path in (("reference", reference_path), ("current", current_path)):
-        if not path:
-            continue
-        try:
-            frame = read_table(workspace, path)
-        except DataError as exc:
-            findings.append(_finding("high", f"{role} data unusable", str(exc)))
-            continue
-        frames[role] = frame
+    for role, frame in frames.items():
+        path = paths[role]
         out["datasets"][role] = fingerprint(workspace, path)
         prof = profile_frame(frame)
         out["profiles"][role] = {"rows": prof["rows"], "columns": prof["columns"],
                                  "missing_cells": sum(c["missing"] for c in prof["columns"])}
-        if loaded is not None:
-            missing = [f for f in loaded.info.features if f not in frame.columns]
-            if missing:
-                findings.append(_finding("high", f"{role} data has wrong columns",
-                                         f"{path!r} lacks model features {missing[:10]} ({len(missing)} missing)"))
         if label and label not in frame.columns:
             findings.append(_finding("medium", f"no labels in {role} data",
                                      f"{path!r} has no {label!r} column: precision cannot be measured there; "
@@ -141,18 +136,17 @@ def align(workspace: Path, *, model_path: str, reference_path: str, current_path
         if segment_column and segment_column not in frame.columns:
             findings.append(_finding("low", "segment column absent", f"{path!r} has no {segment_column!r} column"))
     ref = frames.get("reference")
-    usable = loaded is not None and ref is not None and all(f in ref.columns for f in loaded.info.features)
-    if usable:
-        x = ref[loaded.info.features].to_numpy(dtype=float)
-        pred = loaded.predict_positive(x)
+    if ref is not None:
+        pred = flags(info, scored.get("model", "reference"))
         if label and label in ref.columns:
-            out["baseline"] = performance(ref[label].to_numpy(), pred, loaded.score(x))
+            truth = truth_flags(info, ref[label], path=reference_path)
+            out["baseline"] = performance(truth, pred, scored.get("model", "reference").score)
         else:
-            out["baseline"] = {"rows": int(len(x)), "alert_rate": round(float(pred.mean()), 6)}
+            out["baseline"] = {"rows": int(len(ref)), "alert_rate": round(float(pred.mean()), 6)}
     out["labelled"] = bool(label) and all(label in f.columns for f in frames.values()) and bool(frames)
     out["thresholds"] = propose_thresholds(out["baseline"], parsed)
     out["findings"] = findings
-    out["status"] = "blocked" if any(f["severity"] == "high" for f in findings) else "ok"
+    out["status"] = "ok"
     return out
 
 
@@ -163,7 +157,8 @@ def align_data(model_path: str, reference_path: str, current_path: str = "", con
     """Align on data and acceptance thresholds: profile and fingerprint datasets, inspect the model,
     compute baseline metrics on labelled reference data, and derive thresholds from the constraints
     (e.g. "alert on precision drop >5%" gives precision floor = baseline x 0.95 and the minimum labelled
-    rows a window needs). Writes reports/alignment.json; problems come back as findings.
+    rows a window needs). Writes reports/alignment.json. A model or dataset that cannot be used is an error
+    naming the file and the fix; lesser problems come back as findings.
 
     Args:
         model_path: Workspace-relative model folder or artifact.
@@ -173,7 +168,7 @@ def align_data(model_path: str, reference_path: str, current_path: str = "", con
         label_column: Ground-truth column (taken from model.yaml when empty).
         segment_column: Column to slice bias metrics by, if any.
     """
-    result = align(ctx.workspace, model_path=model_path, reference_path=reference_path, current_path=current_path,
+    result = align(ctx, model_path=model_path, reference_path=reference_path, current_path=current_path,
                    constraints=constraints, label_column=label_column, segment_column=segment_column)
     ctx.write_text(ALIGNMENT_PATH, json.dumps(result, indent=2), kind="report")
     precision = result["thresholds"]["metrics"].get("precision", {})

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Any
 
-import numpy as np
 from langchain_core.tools import tool
 
 from orchestrator.constraints import ConstraintSet, RunPlan, constraints_from, format_duration
 from tools.context import Ctx, ToolContext
+from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH
-from tools.ml.data import DataError, load_config, read_json, read_table
-from tools.ml.model import ModelError, load_model
+from tools.ml.data import DataError, load_config, read_json
+from tools.ml.model import locate_model
 from tools.sandbox import run_sandboxed
 
 __all__ = ["estimate", "estimate_capacity", "COST_PATH"]
@@ -41,15 +40,18 @@ def _measure_pipeline(ctx: ToolContext, config_path: str, rows: int) -> dict[str
 
 
 def _measure_model(ctx: ToolContext, config: dict[str, Any], rows: int) -> dict[str, Any]:
-    loaded = load_model(ctx.workspace, str(config["model"]["path"]))
-    frame = read_table(ctx.workspace, str(config["input"]["path"]))
-    x = frame[loaded.info.features].to_numpy(dtype=float)
-    x = np.tile(x, (math.ceil(rows / len(x)), 1))[:rows]
-    started = time.perf_counter()
-    loaded.predict_positive(x)
-    seconds = time.perf_counter() - started
-    return {"rows": rows, "seconds": round(seconds, 4), "rows_per_second": round(rows / seconds, 1),
-            "method": "model predict only (pipeline not generated yet): excludes I/O"}
+    # The workspace model is loaded and timed inside the sandbox only; the host gets the timing back.
+    model_path = str((config.get("model") or {}).get("path") or "")
+    data_path = str((config.get("input") or {}).get("path") or "")
+    if not model_path or not data_path:
+        raise DataError("the pipeline config names no model.path or input.path to measure", path="pipelines/",
+                        fix="write model.path and input.path in the batch-scoring config")
+    ref = locate_model(ctx.workspace, model_path)
+    measured = sandboxed.ask(ctx, "benchmark", {"model": ref.spec(), "data": data_path, "rows": rows},
+                             refs=[ref], paths=[data_path])
+    return {"rows": int(measured["rows"]), "seconds": float(measured["seconds"]),
+            "rows_per_second": float(measured["rows_per_second"]),
+            "method": "model predict only, in the sandbox (pipeline not generated yet): excludes I/O"}
 
 
 _BATCH_UNITS = {"rows", "records", "events", "transactions", "samples", "items", "documents", "images", "predictions",
@@ -189,13 +191,11 @@ def estimate_capacity(config_path: str = "pipelines/batch-scoring.yaml", benchma
         constraints: The mission's constraint clauses (e.g. ["within 30 minutes", "$200/month"]); empty to use
             those recorded at alignment.
     """
+    # A model or config that cannot be used raises UnusableInput (ModelError/DataError) naming the file.
     stored = read_json(ctx.workspace, ALIGNMENT_PATH).get("constraint_set")
-    try:
-        out = estimate(ctx, config_path=config_path, benchmark_rows=benchmark_rows, expected_rows=expected_rows,
-                       window_hours=window_hours, vcpu_hour_usd=vcpu_hour_usd, vcpus=max(1, workers),
-                       constraints=constraints_from(constraints, stored=stored))
-    except (ModelError, DataError, KeyError) as exc:
-        return json.dumps({"status": "failed", "error": f"cannot measure throughput: {exc}"})
+    out = estimate(ctx, config_path=config_path, benchmark_rows=benchmark_rows, expected_rows=expected_rows,
+                   window_hours=window_hours, vcpu_hour_usd=vcpu_hour_usd, vcpus=max(1, workers),
+                   constraints=constraints_from(constraints, stored=stored))
     ctx.write_text(COST_PATH, json.dumps(out, indent=2), kind="report")
     if not out["fits"]:
         ctx.signal("infrastructure", out["verdict"], projected_hours=out["projected_hours"],

@@ -12,9 +12,10 @@ import pandas as pd
 import yaml
 from langchain_core.tools import tool
 
-from orchestrator.errors import ToolError
 from tools.context import Ctx
-from tools.ml.model import ModelError, file_sha256, load_model
+from tools.ml import sandboxed
+from tools.ml.errors import DataError, check_workspace
+from tools.ml.model import file_sha256
 from tools.workspace import resolve_in_workspace
 
 __all__ = [
@@ -26,23 +27,28 @@ _SEGMENT_NAMES = ("segment", "site", "region", "group", "cohort", "country", "ch
 _LABEL_NAMES = ("is_anomaly", "label", "target", "y", "is_fraud", "class")
 
 
-class DataError(ToolError):
-    """A dataset cannot be used as given (missing, empty, unreadable, wrong columns)."""
-
-
 def read_table(workspace: Path, path: str) -> pd.DataFrame:
-    """Read a CSV (or Parquet) file of the workspace; raises :class:`DataError` with what is wrong."""
+    """Read a CSV or Parquet file of the workspace; raises :class:`DataError` naming the file and the fix."""
+    check_workspace(workspace)
+    if not path:
+        raise DataError("no dataset path given", path="data/", fix="name the data file in the mission's inputs")
     target = resolve_in_workspace(workspace, path)
     if not target.is_file():
-        raise DataError(f"dataset {path!r} does not exist in the workspace")
+        what = "is a folder, not a file" if target.is_dir() else "does not exist in the workspace"
+        raise DataError(f"dataset {path!r} {what}", path=path,
+                        fix="check the data path in the mission's inputs or the pipeline config")
     if target.stat().st_size == 0:
-        raise DataError(f"dataset {path!r} is empty (0 bytes)")
+        raise DataError(f"dataset {path!r} is empty (0 bytes)", path=path, fix="provide the data rows in that file")
     try:
-        frame = pd.read_parquet(target) if target.suffix == ".parquet" else pd.read_csv(target)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"dataset {path!r} cannot be parsed: {exc}") from None
+        frame = pd.read_parquet(target) if target.suffix in (".parquet", ".pq") else pd.read_csv(target)
+    except ImportError as exc:
+        raise DataError(f"dataset {path!r} is Parquet and no Parquet engine is installed ({exc})", path=path,
+                        fix="provide it as CSV, or have the operator install pyarrow") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"dataset {path!r} cannot be parsed: {str(exc)[:300]}", path=path,
+                        fix="provide a well-formed CSV (comma-separated, header line) or Parquet file") from None
     if frame.empty:
-        raise DataError(f"dataset {path!r} has a header but no rows")
+        raise DataError(f"dataset {path!r} has a header but no rows", path=path, fix="provide the data rows in that file")
     return frame
 
 
@@ -87,9 +93,12 @@ def load_config(workspace: Path, path: str = "pipelines/batch-scoring.yaml") -> 
         return {}
     try:
         data = yaml.safe_load(target.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path!r} is not valid YAML: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path!r} is not valid YAML: {exc}", path=path, fix="fix the YAML syntax of the config") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path!r} must be a mapping of settings", path=path,
+                        fix="write the config as 'key: value' sections (model, input, reference, output)")
+    return data
 
 
 def _first_csv(workspace: Path, words: tuple[str, ...]) -> str | None:
@@ -168,10 +177,7 @@ def profile_dataset(path: str, *, ctx: Ctx) -> str:
     Args:
         path: Workspace-relative path of the CSV file, e.g. "data/reference.csv".
     """
-    try:
-        return json.dumps({"path": path, **profile_frame(read_table(ctx.workspace, path))})
-    except DataError as exc:
-        return json.dumps({"path": path, "error": str(exc)})
+    return json.dumps({"path": path, **profile_frame(read_table(ctx.workspace, path))})
 
 
 @tool(parse_docstring=True)
@@ -181,28 +187,22 @@ def fingerprint_dataset(path: str, *, ctx: Ctx) -> str:
     Args:
         path: Workspace-relative path of the CSV file.
     """
-    try:
-        return json.dumps(fingerprint(ctx.workspace, path))
-    except DataError as exc:
-        return json.dumps({"path": path, "error": str(exc)})
+    return json.dumps(fingerprint(ctx.workspace, path))
 
 
 @tool(parse_docstring=True)
 def inspect_model(path: str, *, ctx: Ctx) -> str:
-    """Load a workspace model (ONNX preferred; joblib/pickle with a warning) and describe it.
+    """Describe a workspace model (loaded inside the sandbox): estimator, kind (binary, multiclass,
+    regression, anomaly), classes, features, parameters, threshold and the artifact's sha256.
 
     Args:
-        path: Workspace-relative model folder (with model.yaml) or artifact file.
+        path: Workspace-relative model folder (with or without model.yaml) or artifact file.
     """
-    try:
-        loaded = load_model(ctx.workspace, path)
-    except ModelError as exc:
-        return json.dumps({"path": path, "error": str(exc)})
-    out = loaded.info.public()
-    out["sha256"] = file_sha256(ctx.workspace / loaded.info.artifact)
-    est = loaded.estimator
-    if est is not None and hasattr(est, "get_params"):
-        out["params"] = {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
-    if est is not None and hasattr(est, "offset_"):
-        out["threshold"] = float(np.asarray(est.offset_))
+    info = sandboxed.describe(ctx, path)
+    out = info.public()
+    out["sha256"] = file_sha256(ctx.workspace / info.artifact)
+    for key in ("params", "threshold", "steps", "onnx", "is_classifier", "is_regressor", "is_outlier_detector",
+                "methods", "input"):
+        if key in info.description:
+            out[key] = info.description[key]
     return json.dumps(out)

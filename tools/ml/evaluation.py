@@ -14,12 +14,13 @@ from fairlearn.metrics import MetricFrame, selection_rate
 from langchain_core.tools import tool
 from sklearn.metrics import precision_score, recall_score
 
-from tools.context import Ctx
+from tools.context import Ctx, ToolContext
+from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH, align
-from tools.ml.data import DataError, fingerprint, read_json, read_table
+from tools.ml.data import fingerprint, read_json, read_table
 from tools.ml.drift import drift_table
-from tools.ml.metrics import Z_ONE_SIDED_95, performance
-from tools.ml.model import LoadedModel, ModelError, file_sha256, load_model
+from tools.ml.metrics import Z_ONE_SIDED_95, flags, performance, truth_flags
+from tools.ml.model import ModelInfo, file_sha256, locate_model
 from tools.ml.monitoring import ALERTS_PATH, FOUR_FIFTHS, alert_rules, render_rules
 from tools.ml.report import render_html
 
@@ -50,14 +51,6 @@ def _alert(name: str, fired: bool, value: float | None, threshold: float, **deta
     return {"name": name, "fired": bool(fired), "value": value, "threshold": threshold, **detail}
 
 
-def _score(model: LoadedModel, frame: pd.DataFrame, label: str | None) -> tuple[np.ndarray, dict[str, Any] | None]:
-    x = frame[model.info.features].to_numpy(dtype=float)
-    pred = model.predict_positive(x)
-    if label and label in frame.columns:
-        return pred, performance(frame[label].to_numpy(), pred, model.score(x))
-    return pred, None
-
-
 def _metric_alerts(thresholds: dict[str, Any], perf: dict[str, Any] | None, pred: np.ndarray) -> list[dict[str, Any]]:
     alerts = []
     for metric, entry in (thresholds.get("metrics") or {}).items():
@@ -78,63 +71,68 @@ def _metric_alerts(thresholds: dict[str, Any], perf: dict[str, Any] | None, pred
     return alerts
 
 
-def _candidate(workspace: Path, path: str, current: pd.DataFrame, production: LoadedModel, label: str,
-               thresholds: dict[str, Any]) -> dict[str, Any]:
-    try:
-        cand = load_model(workspace, path)
-    except ModelError as exc:
-        return {"path": path, "error": str(exc), "passes": False}
-    holdout = (cand.info.metadata.get("evaluation") or {}).get("holdout") or {"modulo": 1, "remainder": 0}
+def _candidate(ctx: ToolContext, path: str, scored: sandboxed.Predictions, holdout: dict[str, int],
+               current: pd.DataFrame, production: ModelInfo, label: str, thresholds: dict[str, Any]) -> dict[str, Any]:
+    if "candidate" in scored.failed:
+        return {"path": path, "error": scored.failed["candidate"], "passes": False}
+    cand = scored.models["candidate"]
     mask = (np.arange(len(current)) % int(holdout["modulo"])) == int(holdout["remainder"])
     rows = current[mask]
-    _, cand_perf = _score(cand, rows, label)
-    _, prod_perf = _score(production, rows, label)
+    cand_scores, prod_scores = scored.get("candidate", "current"), scored.get("model", "current")
+    truth_c = truth_flags(cand, rows[label], path=path)
+    truth_p = truth_flags(production, rows[label], path=path)
+    cand_perf = performance(truth_c, flags(cand, cand_scores), cand_scores.score)
+    prod_score = prod_scores.score[mask] if prod_scores.score is not None else None
+    prod_perf = performance(truth_p, flags(production, prod_scores)[mask], prod_score)
     alerts = _metric_alerts(thresholds, cand_perf, np.zeros(0))
-    return {"path": path, "version": cand.info.version, "sha256": file_sha256(workspace / cand.info.artifact),
+    return {"path": path, "version": cand.version, "sha256": file_sha256(ctx.workspace / cand.artifact),
             "holdout": {**holdout, "rows": int(mask.sum()), "data": "current batch rows not used for training"},
             "performance": cand_perf, "production_on_holdout": prod_perf, "alerts": alerts,
-            "passes": cand_perf is not None and not any(a["fired"] for a in alerts)}
+            "passes": not any(a["fired"] for a in alerts)}
 
 
-def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_path: str, label_column: str = "",
+def evaluate(ctx: ToolContext, *, model_path: str, reference_path: str, current_path: str, label_column: str = "",
              segment_column: str = "", candidate_path: str = "", alignment: dict[str, Any] | None = None,
-             constraints: list[str] | None = None) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
-    """The evaluation document, plus the two frames (for the plots). Bad inputs become findings."""
+             constraints: list[str] | None = None) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """The evaluation document, plus the two frames (for the plots).
+
+    Raises ``UnusableInput`` when the model or the data cannot be used; one sandbox call scores the
+    reference, the current batch and the candidate's held-out rows.
+    """
+    workspace = ctx.workspace
     if alignment is None:
-        alignment = align(workspace, model_path=model_path, reference_path=reference_path, current_path=current_path,
+        alignment = align(ctx, model_path=model_path, reference_path=reference_path, current_path=current_path,
                           constraints=constraints, label_column=label_column, segment_column=segment_column)
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": None, "datasets": {}, "labelled": False,
                            "performance": {}, "drift": {"features": [], "drifted": []}, "bias": None, "alerts": [],
                            "thresholds": alignment.get("thresholds", {}), "candidate": None, "findings": []}
     findings = out["findings"]
-    try:
-        model = load_model(workspace, model_path)
-        out["model"] = {**model.info.public(), "sha256": file_sha256(workspace / model.info.artifact)}
-    except ModelError as exc:
-        findings.append({"severity": "high", "title": "model unusable", "detail": str(exc)})
-        out["status"] = "blocked"
-        return out, None, None
-    frames: dict[str, pd.DataFrame] = {}
+    production = locate_model(workspace, model_path)
+    ref, cur = read_table(workspace, reference_path), read_table(workspace, current_path)
+    label = label_column or alignment.get("label_column") or production.metadata.get("label_column") or ""
+    models = {"model": production}
+    jobs = [{"model": "model", "data": "reference"}, {"model": "model", "data": "current"}]
+    holdout: dict[str, int] = {}
+    if candidate_path and label and label in cur.columns:
+        candidate = locate_model(workspace, candidate_path)
+        holdout = (candidate.metadata.get("evaluation") or {}).get("holdout") or {"modulo": 1, "remainder": 0}
+        holdout = {"modulo": int(holdout["modulo"]), "remainder": int(holdout["remainder"])}
+        models["candidate"] = candidate
+        jobs.append({"model": "candidate", "data": "current", "rows": holdout})
+    scored = sandboxed.predict(ctx, models=models, data={"reference": reference_path, "current": current_path},
+                               jobs=jobs, optional=("candidate",))
+    model = scored.models["model"]
+    out["model"] = {**model.public(), "sha256": file_sha256(workspace / model.artifact)}
     for role, path in (("reference", reference_path), ("current", current_path)):
-        try:
-            frames[role] = read_table(workspace, path)
-            out["datasets"][role] = fingerprint(workspace, path)
-        except DataError as exc:
-            findings.append({"severity": "high", "title": f"{role} data unusable", "detail": str(exc)})
-    paths = {"reference": reference_path, "current": current_path}
-    for role, frame in frames.items():
-        missing = [f for f in model.info.features if f not in frame.columns]
-        if missing:
-            findings.append({"severity": "high", "title": f"{role} data has wrong columns",
-                             "detail": f"{paths[role]!r} lacks model features {missing[:10]} ({len(missing)} missing)"})
-    if any(f["severity"] == "high" for f in findings):
-        out["status"] = "blocked"
-        return out, frames.get("reference"), frames.get("current")
-    ref, cur = frames["reference"], frames["current"]
-    label = label_column or alignment.get("label_column") or model.info.label_column or ""
+        out["datasets"][role] = fingerprint(workspace, path)
+    label = label or model.label_column or ""
     segment = segment_column or alignment.get("segment_column") or ""
-    _, ref_perf = _score(model, ref, label)
-    pred, cur_perf = _score(model, cur, label)
+    ref_scores, cur_scores = scored.get("model", "reference"), scored.get("model", "current")
+    pred = flags(model, cur_scores)
+    ref_perf = performance(truth_flags(model, ref[label], path=reference_path), flags(model, ref_scores),
+                           ref_scores.score) if label and label in ref.columns else None
+    cur_perf = performance(truth_flags(model, cur[label], path=current_path), pred,
+                           cur_scores.score) if label and label in cur.columns else None
     out["labelled"] = cur_perf is not None
     out["performance"] = {"reference": ref_perf, "current": cur_perf or {"rows": int(len(cur)),
                           "alert_rate": round(float(pred.mean()), 6)}}
@@ -143,7 +141,7 @@ def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_p
                          "detail": f"no {label or 'label'!r} column: precision cannot be measured; "
                                    "monitoring falls back to the alert rate"})
     psi = (out["thresholds"].get("psi") or {})
-    out["drift"] = drift_table(ref, cur, model.info.features, bins=int(psi.get("bins", 10)),
+    out["drift"] = drift_table(ref, cur, model.features, bins=int(psi.get("bins", 10)),
                                alert_at=float(psi.get("significant", 0.2)))
     drift = out["drift"]
     max_psi = max((f["psi"] for f in drift["features"]), default=0.0)
@@ -151,7 +149,7 @@ def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_p
                                 features=drift["drifted"]))
     out["alerts"] += _metric_alerts(out["thresholds"], cur_perf, pred)
     if segment and segment in cur.columns:
-        truth = cur[label].to_numpy().astype(int) if cur_perf is not None else None
+        truth = truth_flags(model, cur[label], path=current_path) if cur_perf is not None else None
         out["bias"] = bias_table(truth, pred, cur[segment])
         out["alerts"].append(_alert("bias_disparity", out["bias"]["flagged"],
                                     out["bias"]["disparity"][out["bias"]["headline"]], FOUR_FIFTHS,
@@ -159,14 +157,14 @@ def evaluate(workspace: Path, *, model_path: str, reference_path: str, current_p
     elif segment:
         findings.append({"severity": "low", "title": "segment column absent",
                          "detail": f"{segment!r} is not a column of the current batch: no bias figures"})
-    if candidate_path and cur_perf is not None:
-        out["candidate"] = _candidate(workspace, candidate_path, cur, model, label, out["thresholds"])
+    if "candidate" in models:
+        out["candidate"] = _candidate(ctx, candidate_path, scored, holdout, cur, model, label, out["thresholds"])
     metric_fired = [a["name"] for a in out["alerts"] if a["fired"] and a["name"].endswith("_drop")]
     candidate_ok = bool(out["candidate"] and out["candidate"]["passes"])
     out["selected_model"] = out["candidate"]["path"] if candidate_ok else model_path
     out["status"] = "pass" if not metric_fired else ("candidate_passes" if candidate_ok else "fail")
     out["fired"] = [a["name"] for a in out["alerts"] if a["fired"]]
-    out["rules"] = alert_rules(alignment, features=model.info.features, reference_path=reference_path,
+    out["rules"] = alert_rules(alignment, features=model.features, reference_path=reference_path,
                                segment_column=segment if out["bias"] else None)
     return out, ref, cur
 
@@ -191,7 +189,7 @@ def evaluate_model(model_path: str, reference_path: str, current_path: str, labe
         candidate_path: Retrained candidate model folder to evaluate beside the production model.
     """
     alignment = read_json(ctx.workspace, ALIGNMENT_PATH) or None
-    doc, ref, cur = evaluate(ctx.workspace, model_path=model_path, reference_path=reference_path,
+    doc, ref, cur = evaluate(ctx, model_path=model_path, reference_path=reference_path,
                              current_path=current_path, label_column=label_column, segment_column=segment_column,
                              candidate_path=candidate_path, alignment=alignment)
     rules = doc.pop("rules", None)

@@ -1,109 +1,84 @@
-"""Loading a workspace model and turning its outputs into labels and scores.
+"""A workspace model as the host knows it: where its artifact is, what ``model.yaml`` says, and what the
+sandboxed runner found when it loaded it.
 
-Models live in a workspace folder beside a ``model.yaml`` that names the artifact, the feature columns
-and how predictions read (an anomaly detector's ``-1`` or a classifier's positive class). ONNX is
-preferred; joblib/pickle files are loaded only from inside the workspace, and every load says that
-unpickling runs code.
+Models live in a workspace folder, optionally beside a ``model.yaml`` naming the artifact, the feature
+columns and how predictions read (kind, positive class, anomaly label); when present it wins over what the
+artifact says. The host only lists files and parses that YAML (``safe_load``): loading the artifact itself,
+joblib/pickle or ONNX, happens in the sandbox (:mod:`tools.ml.sandboxed`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import yaml
 
-from orchestrator.errors import ToolError
+from tools.ml.errors import DataError, ModelError, check_workspace
 from tools.workspace import resolve_in_workspace
 
-__all__ = ["ModelInfo", "ModelError", "LoadedModel", "load_model", "PICKLE_WARNING", "file_sha256"]
+__all__ = ["Kind", "ModelRef", "ModelInfo", "ModelError", "DataError", "locate_model", "model_info",
+           "PICKLE_WARNING", "ARTIFACT_SUFFIXES", "file_sha256"]
 
-logger = logging.getLogger(__name__)
+Kind = Literal["binary", "multiclass", "regression", "anomaly"]
+"""What a model predicts: a class out of two, a class out of several, a number, or an anomaly flag."""
 
-PICKLE_WARNING = ("joblib/pickle artifacts execute code when loaded: load them only from a trusted workspace "
-                  "and prefer the ONNX export for serving")
-_PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
-_WARNED: set[Path] = set()
+PICKLE_WARNING = ("joblib/pickle artifacts execute code when loaded: this one is only loaded inside the sandbox; "
+                  "serve the ONNX export, or load it only from a trusted image after checking its sha256")
+ARTIFACT_SUFFIXES = (".onnx", ".joblib", ".pkl", ".pickle")
 
 
-class ModelError(ToolError):
-    """The model cannot be found, read or used; the message says which file and what to do."""
+@dataclass(frozen=True)
+class ModelRef:
+    """A model located on the host: its folder, the artifact to load and its metadata (nothing loaded yet)."""
+
+    directory: str
+    """Workspace-relative folder of the model."""
+    artifact: str
+    """Workspace-relative path of the file to load."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """``model.yaml`` as a mapping ({} when absent)."""
+
+    def spec(self) -> dict[str, Any]:
+        """What the sandboxed runner needs to load it."""
+        return {"artifact": self.artifact, "meta": self.metadata}
 
 
 @dataclass
 class ModelInfo:
-    """What a model's metadata says about it."""
+    """What a model is, from its metadata and from the artifact as loaded in the sandbox."""
 
     name: str
     version: str
     directory: str
-    """Workspace-relative folder of the model."""
     artifact: str
-    """Workspace-relative path of the file that was loaded."""
     format: str
     """``onnx``, ``joblib`` or ``pickle``."""
     features: list[str]
-    kind: str = "classifier"
-    """``anomaly`` (``predict`` returns ``anomaly_label`` for anomalies) or ``classifier``."""
-    anomaly_label: int = -1
-    positive_label: int = 1
+    kind: Kind
+    classes: list[Any] | None = None
+    """Class labels in the model's order (classifiers); predictions come back as indices into them."""
+    positive_label: Any = None
+    """The class a binary classifier's score and precision are about."""
+    anomaly_label: Any = -1
     label_column: str | None = None
     id_column: str | None = None
     estimator: str = ""
+    input: str = "matrix"
+    """``frame`` when the model was fitted on a DataFrame (named, possibly string columns), else ``matrix``."""
+    description: dict[str, Any] = field(default_factory=dict)
+    """Everything the runner reported (params, seeds, threshold, steps, ONNX inputs/outputs)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         """A JSON-ready summary (without the raw metadata)."""
         return {"name": self.name, "version": self.version, "directory": self.directory, "artifact": self.artifact,
-                "format": self.format, "estimator": self.estimator, "kind": self.kind,
-                "n_features": len(self.features), "features": self.features, "label_column": self.label_column,
-                "id_column": self.id_column, "warnings": self.warnings}
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to score feature matrices, whatever its format."""
-
-    info: ModelInfo
-    estimator: Any = None
-    session: Any = None
-    """onnxruntime session when the ONNX artifact was loaded."""
-
-    def predict_positive(self, x: np.ndarray) -> np.ndarray:
-        """1 where the model flags the row (anomaly / positive class), else 0."""
-        if self.session is not None:
-            labels = self._onnx(x)[0].reshape(-1)
-        else:
-            labels = np.asarray(self.estimator.predict(x)).reshape(-1)
-        target = self.info.anomaly_label if self.info.kind == "anomaly" else self.info.positive_label
-        return (labels == target).astype(np.int8)
-
-    def score(self, x: np.ndarray) -> np.ndarray | None:
-        """Higher means more anomalous / more likely positive; None when the model gives no score."""
-        if self.session is not None:
-            outputs = self._onnx(x)
-            if len(outputs) < 2:
-                return None
-            raw = np.asarray(outputs[1], dtype=np.float64)
-            return -raw.reshape(-1) if self.info.kind == "anomaly" else raw[:, -1]
-        est = self.estimator
-        if self.info.kind == "anomaly" and hasattr(est, "decision_function"):
-            # decision_function (score - threshold) is what the ONNX export outputs too.
-            return -np.asarray(est.decision_function(x), dtype=np.float64)
-        if hasattr(est, "predict_proba"):
-            return np.asarray(est.predict_proba(x), dtype=np.float64)[:, -1]
-        if hasattr(est, "decision_function"):
-            return np.asarray(est.decision_function(x), dtype=np.float64).reshape(-1)
-        return None
-
-    def _onnx(self, x: np.ndarray) -> list[np.ndarray]:
-        name = self.session.get_inputs()[0].name
-        return self.session.run(None, {name: np.asarray(x, dtype=np.float32)})
+                "format": self.format, "estimator": self.estimator, "kind": self.kind, "classes": self.classes,
+                "positive_label": self.positive_label, "n_features": len(self.features), "features": self.features,
+                "label_column": self.label_column, "id_column": self.id_column, "warnings": self.warnings}
 
 
 def file_sha256(path: Path) -> str:
@@ -115,89 +90,74 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _find_artifact(folder: Path, meta: dict[str, Any], prefer_onnx: bool) -> Path:
-    named = folder / str(meta.get("artifact", "")) if meta.get("artifact") else None
-    candidates = sorted(p for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES | {".onnx"})
-    if prefer_onnx and (folder / "model.onnx").is_file():
-        return folder / "model.onnx"
-    if named is not None and named.is_file():
-        return named
-    if not candidates:
-        raise ModelError(f"no model artifact (.onnx, .joblib, .pkl) in {folder.name!r}: add one, or point at the file")
-    return candidates[0]
+def _metadata(folder: Path, rel: str) -> dict[str, Any]:
+    meta_file = folder / "model.yaml"
+    if not meta_file.is_file():
+        return {}
+    try:
+        meta = yaml.safe_load(meta_file.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model metadata {rel}/model.yaml is not valid YAML: {exc}", path=f"{rel}/model.yaml",
+                         fix="fix the YAML syntax, or remove model.yaml to let the artifact describe itself") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"model metadata {rel}/model.yaml must be a mapping", path=f"{rel}/model.yaml",
+                         fix="write model.yaml as 'key: value' lines (name, features, prediction...)")
+    return meta
 
 
-def load_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> LoadedModel:
-    """Load the model at ``path`` (a folder with ``model.yaml`` or an artifact file) from the workspace.
+def locate_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> ModelRef:
+    """The model at ``path`` (a folder, with or without ``model.yaml``, or an artifact file); nothing is loaded.
 
-    Raises :class:`ModelError` when the model is missing, corrupt or does not expose ``predict``.
+    Raises :class:`ModelError` when there is no model there.
     """
+    check_workspace(workspace)
+    if not path:
+        raise ModelError("no model path given", path="models/", fix="name the model folder in the mission's inputs")
     target = resolve_in_workspace(workspace, path)
     if not target.exists():
-        raise ModelError(f"model {path!r} does not exist in the workspace: check the mission's inputs")
-    folder = target if target.is_dir() else target.parent
-    meta: dict[str, Any] = {}
-    meta_file = folder / "model.yaml"
-    if meta_file.is_file():
-        try:
-            meta = yaml.safe_load(meta_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ModelError(f"model metadata {meta_file.name!r} is not valid YAML: {exc}") from None
-        if not isinstance(meta, dict):
-            raise ModelError(f"model metadata {meta_file.name!r} must be a mapping")
-    artifact = _find_artifact(folder, meta, prefer_onnx) if target.is_dir() else target
+        raise ModelError(f"model {path!r} does not exist in the workspace", path=path,
+                         fix="check the mission's inputs: name the folder or file that holds the model")
     root = workspace.resolve()
-    info = _info(meta, folder.relative_to(root).as_posix(), artifact.relative_to(root).as_posix())
-    if artifact.suffix == ".onnx":
-        return _load_onnx(artifact, info)
-    info.format = "joblib" if artifact.suffix == ".joblib" else "pickle"
-    info.warnings.append(PICKLE_WARNING)
-    if artifact not in _WARNED:  # the warning travels in every result; the log says it once per file
-        _WARNED.add(artifact)
-        logger.warning("loading %s: %s", info.artifact, PICKLE_WARNING)
-    try:
-        import joblib
-
-        estimator = joblib.load(artifact)
-    except Exception as exc:  # a corrupt pickle raises anything (UnpicklingError, EOFError, KeyError...)
-        raise ModelError(f"model file {info.artifact!r} cannot be loaded ({type(exc).__name__}: {exc}); "
-                         "it is corrupt or was saved by an incompatible library version") from None
-    if not hasattr(estimator, "predict"):
-        raise ModelError(f"{info.artifact!r} holds a {type(estimator).__name__}, which has no predict()")
-    info.estimator = type(estimator).__name__
-    if not info.features:
-        names = getattr(estimator, "feature_names_in_", None)
-        info.features = [str(n) for n in names] if names is not None else []
-    if not meta.get("prediction") and type(estimator).__name__ in {"IsolationForest", "OneClassSVM", "LocalOutlierFactor"}:
-        info.kind = "anomaly"
-    return LoadedModel(info=info, estimator=estimator)
+    folder = target if target.is_dir() else target.parent
+    rel = folder.relative_to(root).as_posix()
+    meta = _metadata(folder, rel)
+    if target.is_file():
+        artifact = target
+    else:
+        named = folder / str(meta["artifact"]) if meta.get("artifact") else None
+        candidates = sorted(p for p in folder.iterdir() if p.suffix in ARTIFACT_SUFFIXES and p.is_file())
+        if prefer_onnx and (folder / "model.onnx").is_file():
+            artifact = folder / "model.onnx"
+        elif named is not None and named.is_file():
+            artifact = named
+        elif candidates:
+            artifact = candidates[0]
+        else:
+            raise ModelError(f"no model artifact (.onnx, .joblib, .pkl) in {rel!r}", path=rel,
+                             fix="put the model file in that folder, or point the mission at the file itself")
+    resolve_in_workspace(workspace, artifact.relative_to(root).as_posix())  # a symlink out is refused here too
+    return ModelRef(directory=rel, artifact=artifact.relative_to(root).as_posix(), metadata=meta)
 
 
-def _info(meta: dict[str, Any], directory: str, artifact: str) -> ModelInfo:
+def model_info(ref: ModelRef, description: dict[str, Any]) -> ModelInfo:
+    """Combine the host's metadata with the runner's description of the loaded artifact."""
+    meta = ref.metadata
     prediction = meta.get("prediction") or {}
-    return ModelInfo(
-        name=str(meta.get("name") or Path(directory).name),
+    fmt = str(description.get("format") or "onnx")
+    info = ModelInfo(
+        name=str(meta.get("name") or Path(ref.directory).name or "model"),
         version=str(meta.get("version") or "0.0.0"),
-        directory=directory,
-        artifact=artifact,
-        format="onnx",
-        features=[str(f) for f in meta.get("features") or []],
-        kind=str(prediction.get("kind", "classifier")),
-        anomaly_label=int(prediction.get("anomaly_label", -1)),
-        positive_label=int(prediction.get("positive_label", 1)),
-        label_column=meta.get("label_column"),
-        id_column=meta.get("id_column"),
-        estimator=str(meta.get("estimator", "")),
-        metadata=meta,
+        directory=ref.directory, artifact=ref.artifact, format=fmt,
+        features=[str(f) for f in description.get("features") or []],
+        kind=description.get("kind") or "binary",
+        classes=description.get("classes"),
+        positive_label=description.get("positive_label"),
+        anomaly_label=prediction.get("anomaly_label", -1),
+        label_column=meta.get("label_column"), id_column=meta.get("id_column"),
+        estimator=str(description.get("estimator") or meta.get("estimator") or ""),
+        input=str(description.get("input") or "matrix"),
+        description=description, metadata=meta,
     )
-
-
-def _load_onnx(artifact: Path, info: ModelInfo) -> LoadedModel:
-    try:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelError(f"ONNX model {info.artifact!r} cannot be loaded ({type(exc).__name__}: {exc})") from None
-    info.format = "onnx"
-    return LoadedModel(info=info, session=session)
+    if fmt != "onnx":
+        info.warnings.append(PICKLE_WARNING)
+    return info

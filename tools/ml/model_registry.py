@@ -15,9 +15,10 @@ from langchain_core.tools import tool
 
 from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
+from tools.ml import sandboxed
 from tools.ml.data import read_json
 from tools.ml.evaluation import EVALUATION_PATH
-from tools.ml.model import ModelError, file_sha256, load_model
+from tools.ml.model import ModelInfo, file_sha256
 from tools.ml.packaging import PARITY_PATH, RUNTIME_PACKAGES
 
 __all__ = ["register", "register_model", "manifest", "write_manifest", "code_version", "MANIFEST_PATH"]
@@ -46,8 +47,7 @@ def code_version(workspace: Path) -> dict[str, Any]:
 
 def register(ctx: ToolContext, *, model_path: str, version: str = "", stage: str = "staging") -> dict[str, Any]:
     """Write ``registry/<name>/<version>.json`` and update ``registry/index.json``."""
-    loaded = load_model(ctx.workspace, model_path)
-    info = loaded.info
+    info = sandboxed.describe(ctx, model_path)
     version = version or info.version
     folder = ctx.workspace / info.directory
     artifacts = [{"path": p.relative_to(ctx.workspace).as_posix(), "sha256": file_sha256(p), "bytes": p.stat().st_size}
@@ -55,7 +55,7 @@ def register(ctx: ToolContext, *, model_path: str, version: str = "", stage: str
     evaluation, alignment = read_json(ctx.workspace, EVALUATION_PATH), read_json(ctx.workspace, ALIGNMENT_PATH)
     entry = {
         "name": info.name, "version": version, "stage": stage, "estimator": info.estimator, "kind": info.kind,
-        "features": info.features, "artifacts": artifacts,
+        "classes": info.classes, "features": info.features, "artifacts": artifacts,
         "metrics": {"baseline": alignment.get("baseline"), "evaluation": evaluation.get("performance"),
                     "alerts": [{k: a.get(k) for k in ("name", "fired", "value", "threshold")}
                                for a in evaluation.get("alerts", [])],
@@ -87,29 +87,22 @@ def register_model(model_path: str, version: str = "", stage: str = "staging", *
         version: Version to register (default: the version in model.yaml).
         stage: Registry stage: staging, canary or production.
     """
-    try:
-        return json.dumps(register(ctx, model_path=model_path, version=version, stage=stage))
-    except ModelError as exc:
-        return json.dumps({"status": "failed", "error": str(exc)})
+    return json.dumps(register(ctx, model_path=model_path, version=version, stage=stage))
 
 
-def _seeds(workspace: Path, model_path: str) -> dict[str, Any]:
-    try:
-        loaded = load_model(workspace, model_path)
-    except ModelError:
-        return {}
+def _seeds(info: ModelInfo) -> dict[str, Any]:
     seeds: dict[str, Any] = {}
-    training = loaded.info.metadata.get("training") or {}
+    training = info.metadata.get("training") or {}
     if "random_state" in training:
         seeds["training.random_state"] = training["random_state"]
-    if loaded.estimator is not None and hasattr(loaded.estimator, "get_params"):
-        seeds.update({f"estimator.{k}": v for k, v in loaded.estimator.get_params().items()
-                      if k.endswith("random_state") and isinstance(v, (int, type(None)))})
+    seeds.update({f"estimator.{k}": v for k, v in (info.description.get("seeds") or {}).items()
+                  if isinstance(v, (int, type(None)))})
     return seeds
 
 
 def manifest(ctx: ToolContext, *, model_path: str) -> dict[str, Any]:
     """Exact versions, seeds and hashes needed to rebuild and re-check the deliverables."""
+    info = sandboxed.describe(ctx, model_path)  # its seeds; a model that does not load is an error
     versions = {}
     for name in RUNTIME_PACKAGES + _TOOLKIT_PACKAGES:
         try:
@@ -121,7 +114,7 @@ def manifest(ctx: ToolContext, *, model_path: str) -> dict[str, Any]:
                for p in sorted(ctx.workspace.glob(pattern)) if p.is_file() and "__pycache__" not in p.parts]
     return {
         "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "packages": versions, "seeds": _seeds(ctx.workspace, model_path),
+        "platform": platform.platform(), "packages": versions, "seeds": _seeds(info),
         "hashes": {p.relative_to(ctx.workspace).as_posix(): file_sha256(p) for p in tracked},
         "code_version": code_version(ctx.workspace),
         "commands": ["pip install -r requirements.txt", "python -m pipelines.batch_scoring --dry-run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -13,9 +14,12 @@ from typing import Any
 import numpy as np
 from langchain_core.tools import tool
 
+from orchestrator.errors import ToolError
 from tools.context import Ctx, ToolContext
-from tools.ml.data import DataError, load_config, read_table
-from tools.ml.model import ModelError, file_sha256, load_model
+from tools.ml import sandboxed
+from tools.ml.data import load_config
+from tools.ml.metrics import flags
+from tools.ml.model import file_sha256, locate_model, model_info
 
 __all__ = ["export_onnx_model", "onnx_export", "build_container", "write_container", "hadolint_binary",
            "runtime_requirements", "PARITY_TOLERANCE", "PARITY_PATH", "HADOLINT_PATH"]
@@ -27,60 +31,62 @@ RUNTIME_PACKAGES = ("numpy", "pandas", "scikit-learn", "joblib", "pyyaml", "pyda
 _PARITY_ROWS = 5_000
 
 
-def _opsets() -> dict[str, int]:
-    import onnx
-
-    return {"": min(onnx.defs.onnx_opset_version(), 18), "ai.onnx.ml": 3}
-
-
 def onnx_export(ctx: ToolContext, *, model_path: str, data_path: str) -> dict[str, Any]:
-    """Convert the joblib model to ONNX beside it and compare both on ``data_path`` rows."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+    """Convert the joblib model to ONNX beside it and compare both on ``data_path`` rows.
 
-    loaded = load_model(ctx.workspace, model_path)
-    if loaded.estimator is None:
-        raise ModelError(f"{model_path!r} is already ONNX: export the joblib artifact instead")
-    info = loaded.info
-    frame = read_table(ctx.workspace, data_path).head(_PARITY_ROWS)
-    x = frame[info.features].to_numpy(dtype=np.float64)
-    options = {id(loaded.estimator): {"zipmap": False}} if hasattr(loaded.estimator, "predict_proba") else None
-    try:
-        onx = convert_sklearn(loaded.estimator, initial_types=[("input", FloatTensorType([None, len(info.features)]))],
-                              target_opset=_opsets(), options=options)
-    except Exception as exc:  # skl2onnx raises plain RuntimeError/NotImplementedError for unsupported models
-        return {"status": "failed", "error": f"skl2onnx cannot convert {info.estimator}: {exc}",
-                "fallback": "serve the joblib artifact from a trusted image"}
+    Conversion and both predictions run in the sandbox; the host writes the ONNX bytes and the parity
+    report. Raises :class:`ToolError` when the export does not match the original (the report is written).
+    """
+    ref = locate_model(ctx.workspace, model_path)
+    answer = sandboxed.ask(ctx, "export_onnx", {"model": ref.spec(), "data": data_path, "rows": _PARITY_ROWS},
+                           refs=[ref], paths=[data_path])
+    info = model_info(ref, answer["model"])
+    rows = int(answer["rows"])
+    original = sandboxed.scores_of(answer["original"], rows)
+    converted = sandboxed.scores_of(answer["converted"], rows)
     target = f"{info.directory}/model.onnx"
-    ref = ctx.write_bytes(target, onx.SerializeToString(), kind="model")
-    exported = load_model(ctx.workspace, target)
-    labels_skl, labels_onnx = loaded.predict_positive(x), exported.predict_positive(x)
-    score_skl, score_onnx = loaded.score(x), exported.score(x)
-    max_diff = float(np.max(np.abs(score_skl - score_onnx))) if score_skl is not None and score_onnx is not None else None
-    agreement = float((labels_skl == labels_onnx).mean())
-    passed = labels_skl.tolist() == labels_onnx.tolist() or (max_diff is not None and max_diff <= PARITY_TOLERANCE)
-    parity = {"status": "ok" if passed else "failed", "onnx": target, "onnx_sha256": ref.sha256,
+    written = ctx.write_bytes(target, base64.b64decode(answer["onnx_b64"]), kind="model")
+    if info.kind == "regression":
+        labels_skl, labels_onnx = original.pred, converted.pred
+        agreement = float(np.isclose(labels_skl, labels_onnx, rtol=0, atol=PARITY_TOLERANCE).mean())
+        max_diff = float(np.max(np.abs(labels_skl - labels_onnx))) if rows else 0.0
+    else:
+        labels_skl, labels_onnx = original.pred, converted.pred
+        agreement = float((labels_skl == labels_onnx).mean()) if rows else 1.0
+        pairs = [(original.score, converted.score), (original.proba, converted.proba)]
+        diffs = [float(np.max(np.abs(a - b))) for a, b in pairs if a is not None and b is not None and a.size]
+        max_diff = max(diffs) if diffs else None
+    passed = agreement == 1.0 or (max_diff is not None and max_diff <= PARITY_TOLERANCE)
+    n_inputs = len(answer.get("inputs") or [])
+    parity = {"status": "ok" if passed else "failed", "onnx": target, "onnx_sha256": written.sha256,
               "source": info.artifact, "source_sha256": file_sha256(ctx.workspace / info.artifact),
-              "rows_compared": int(len(x)), "data": data_path, "max_abs_score_diff": max_diff,
+              "kind": info.kind, "rows_compared": rows, "data": data_path, "max_abs_score_diff": max_diff,
               "label_agreement": agreement, "labels_identical": bool(agreement == 1.0),
-              "tolerance": PARITY_TOLERANCE, "opsets": _opsets(), "input": "float32 tensor [N, %d]" % len(info.features)}
+              "tolerance": PARITY_TOLERANCE, "opsets": answer.get("opsets"),
+              "input": "float32 tensor [N, %d]" % len(info.features) if n_inputs <= 1 else
+              f"{n_inputs} named column inputs [N, 1]"}
+    if info.kind in ("anomaly", "binary"):
+        parity["flag_agreement"] = float((flags(info, original) == flags(info, converted)).mean()) if rows else 1.0
     ctx.write_text(PARITY_PATH, json.dumps(parity, indent=2), kind="report")
+    if not passed:
+        raise ToolError(f"the ONNX export of {info.artifact} does not match the original on {rows} rows of "
+                        f"{data_path}: label agreement {agreement:.4f}, max abs score difference {max_diff} "
+                        f"(tolerance {PARITY_TOLERANCE}); see {PARITY_PATH}. Serve the joblib artifact from a "
+                        "trusted image instead")
     return parity
 
 
 @tool(parse_docstring=True)
 def export_onnx_model(model_path: str, data_path: str, *, ctx: Ctx) -> str:
-    """Export the model to ONNX (skl2onnx) as model.onnx beside it and check parity with the original on
-    real rows: labels identical or max abs score difference <= 1e-5. Writes reports/onnx-parity.json.
+    """Export the model to ONNX (skl2onnx, in the sandbox) as model.onnx beside it and check parity with
+    the original on real rows: labels identical or max abs score difference <= 1e-5. Writes
+    reports/onnx-parity.json; a conversion that is impossible or does not match is an error.
 
     Args:
         model_path: Workspace-relative model folder or joblib artifact.
-        data_path: CSV with the model's feature columns to compare on (e.g. the reference data).
+        data_path: CSV or Parquet file with the model's feature columns to compare on (e.g. the reference data).
     """
-    try:
-        return json.dumps(onnx_export(ctx, model_path=model_path, data_path=data_path))
-    except (ModelError, DataError) as exc:
-        return json.dumps({"status": "failed", "error": str(exc)})
+    return json.dumps(onnx_export(ctx, model_path=model_path, data_path=data_path))
 
 
 def hadolint_binary() -> str | None:
@@ -148,7 +154,11 @@ def write_container(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     blocking = [i for i in issues if i.get("level") in ("error", "warning")]
     ctx.write_text(HADOLINT_PATH, json.dumps({"exit_code": proc.returncode, "threshold": "warning",
                                               "issues": issues}, indent=2), kind="report")
-    return {"status": "ok" if proc.returncode == 0 and not blocking else "failed", "files": files,
+    if proc.returncode != 0 or blocking:
+        raise ToolError(f"hadolint -t warning rejects the Dockerfile (exit code {proc.returncode}): "
+                        + "; ".join(f"line {i.get('line')}: {i.get('code')} {i.get('message')}" for i in issues[:10])
+                        + f" (full report: {HADOLINT_PATH})")
+    return {"status": "ok", "files": files,
             "requirements": pins, "user": "10001 (non-root)",
             "hadolint": {"available": True, "threshold": "warning", "exit_code": proc.returncode,
                          "issues": [{k: i.get(k) for k in ("code", "level", "line", "message")} for i in issues]}}

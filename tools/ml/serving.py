@@ -10,8 +10,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
 from tools.context import Ctx, ToolContext
+from tools.ml import sandboxed
 from tools.ml.data import load_config
-from tools.ml.model import ModelError, load_model
+from tools.ml.errors import DataError, ModelError
 from tools.ml.report import TEMPLATES
 
 __all__ = ["generate_service", "generate_inference_service", "review", "review_scoring_interface",
@@ -26,13 +27,13 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined
 
 def generate_service(ctx: ToolContext, *, model_path: str, sample_data_path: str) -> dict[str, Any]:
     """Write ``service/app.py`` (FastAPI: validated /predict, /health, /metrics) and its tests."""
-    loaded = load_model(ctx.workspace, model_path)
-    info = loaded.info
+    info = sandboxed.describe(ctx, model_path)
     if not info.features:
-        raise ModelError(f"{model_path!r} has no feature list: add 'features' to model.yaml")
+        raise ModelError(f"{model_path!r} has no feature list", path=info.artifact,
+                         fix="add 'features: [...]' (the input columns, in order) to model.yaml")
     flag = info.anomaly_label if info.kind == "anomaly" else info.positive_label
     values = {"model_name": info.name, "generator": "tools.ml.serving v1", "model_artifact": info.artifact,
-              "features": json.dumps(info.features), "kind": info.kind, "flag_label": flag,
+              "features": json.dumps(info.features), "kind": info.kind, "flag_label": repr(flag),
               "sample_data": sample_data_path}
     files = [ctx.write_text("service/__init__.py", '"""Online inference service."""\n', kind="code").path,
              ctx.write_text(SERVICE_APP, _ENV.get_template("service/app.py.j2").render(**values), kind="code").path,
@@ -54,10 +55,7 @@ def generate_inference_service(model_path: str, sample_data_path: str, *, ctx: C
         model_path: Workspace-relative model folder or artifact (ONNX or joblib).
         sample_data_path: CSV with the model's feature columns, used by the generated tests.
     """
-    try:
-        return json.dumps(generate_service(ctx, model_path=model_path, sample_data_path=sample_data_path))
-    except ModelError as exc:
-        return json.dumps({"status": "failed", "error": str(exc)})
+    return json.dumps(generate_service(ctx, model_path=model_path, sample_data_path=sample_data_path))
 
 
 def _check(ok: bool, title: str, detail: str, severity: str = "medium") -> dict[str, Any]:
@@ -65,26 +63,31 @@ def _check(ok: bool, title: str, detail: str, severity: str = "medium") -> dict[
 
 
 def review(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
-    """Review the batch scoring interface: inputs against the model, outputs, failure behaviour."""
+    """Review the batch scoring interface: inputs against the model, outputs, failure behaviour.
+
+    Raises ``UnusableInput`` when the config is missing or the model cannot be loaded.
+    """
     config = load_config(ctx.workspace, config_path)
-    checks: list[dict[str, Any]] = []
     if not config:
-        checks.append(_check(False, "configuration", f"{config_path!r} is missing or empty", "high"))
-        return {"checks": checks}
+        raise DataError(f"the pipeline config {config_path!r} is missing or empty", path=config_path,
+                        fix="write the batch-scoring config (model.path, input.path, reference.path, output.path)")
+    checks: list[dict[str, Any]] = []
     model_cfg, input_cfg, output_cfg = config.get("model") or {}, config.get("input") or {}, config.get("output") or {}
-    try:
-        loaded = load_model(ctx.workspace, str(model_cfg.get("path", "")))
-        features = loaded.info.features
-        checks.append(_check(loaded.info.format == "onnx", "model format",
-                             f"{loaded.info.artifact} ({loaded.info.format}); "
-                             + ("ONNX: no code runs on load" if loaded.info.format == "onnx" else
-                                "pickle-based: load only from the trusted image and verify its sha256 against the "
-                                "registry; the ONNX export can replace it"), "low"))
-    except ModelError as exc:
-        checks.append(_check(False, "model", str(exc), "high"))
-        features = []
+    info = sandboxed.describe(ctx, str(model_cfg.get("path", "")))
+    features = info.features
+    checks.append(_check(info.format == "onnx", "model format",
+                         f"{info.artifact} ({info.format}, {info.kind}); "
+                         + ("ONNX: no code runs on load" if info.format == "onnx" else
+                            "pickle-based: load only from the trusted image and verify its sha256 against the "
+                            "registry; the ONNX export can replace it"), "low"))
     source = ctx.workspace / str(input_cfg.get("path", ""))
-    header = list(pd.read_csv(source, nrows=0).columns) if source.is_file() and source.stat().st_size else []
+    header: list[str] = []
+    if source.is_file() and source.stat().st_size:
+        try:
+            header = list(pd.read_parquet(source).columns) if source.suffix in (".parquet", ".pq") else \
+                list(pd.read_csv(source, nrows=0).columns)
+        except (ValueError, ImportError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            header = []
     missing = [f for f in features if f not in header]
     checks.append(_check(bool(header) and not missing, "input columns cover the model features",
                          f"{len(features)} features expected; missing: {missing or 'none'}", "high"))
@@ -105,7 +108,8 @@ def review(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     generated = (ctx.workspace / "pipelines/batch_scoring/__main__.py").is_file()
     checks.append(_check(True, "entry point", "python -m pipelines.batch_scoring [--dry-run]; exit 0 ok, 1 runtime "
                          "error, 2 bad config" + ("" if generated else " (package generated in the implement step)")))
-    return {"checks": checks}
+    return {"checks": checks, "input_path": str(input_cfg.get("path", "")), "missing_features": missing,
+            "header_read": bool(header)}
 
 
 @tool(parse_docstring=True)
@@ -124,5 +128,10 @@ def review_scoring_interface(config_path: str = "pipelines/batch-scoring.yaml", 
     lines += [f"| {c['title']} | {'ok' if c['ok'] else c['severity']} | {c['detail']} |" for c in result["checks"]]
     ctx.write_text(REVIEW_PATH, "\n".join(lines) + "\n", kind="doc")
     problems = [c for c in result["checks"] if not c["ok"]]
-    return json.dumps({"status": "ok" if not any(c["severity"] == "high" for c in problems) else "blocked",
-                       "path": REVIEW_PATH, "checks": len(result["checks"]), "problems": problems})
+    if not result["header_read"] or result["missing_features"]:
+        path = result["input_path"]
+        raise DataError(f"the scoring input {path!r} does not provide the model's features "
+                        f"(missing: {result['missing_features'][:10] or 'the file cannot be read'}); review written to "
+                        f"{REVIEW_PATH}", path=path, fix="point input.path of the config at data with the model's "
+                                                         "feature columns")
+    return json.dumps({"status": "ok", "path": REVIEW_PATH, "checks": len(result["checks"]), "problems": problems})
