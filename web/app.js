@@ -6,7 +6,7 @@ import { api, getKey, setKey } from "./api.js";
 import { loadWorkspaces, setupComposer } from "./composer.js";
 import { h } from "./dom.js";
 import { FINISHED, missionTitle, time } from "./format.js";
-import { OFFLINE, showError } from "./messages.js";
+import { NOT_FOUND, OFFLINE, showError } from "./messages.js";
 import { MissionView } from "./mission.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,7 +16,7 @@ let cursor = null;
 let listTimer = null;
 
 function show(view) {
-  for (const id of ["login-view", "offline-view", "new-view", "mission-view"]) $(id).hidden = id !== view;
+  for (const id of ["login-view", "offline-view", "new-view", "mission-view", "notfound-view"]) $(id).hidden = id !== view;
   document.body.classList.toggle("view-mission", view === "mission-view");
   // No sidebar (and no menu button) until someone is signed in.
   document.body.classList.toggle("signed-out", view === "login-view" || view === "offline-view");
@@ -124,6 +124,8 @@ async function refreshList({ more = false } = {}) {
   cursor = page.next_cursor;
   $("mission-list-more").hidden = !cursor;
   $("mission-list-empty").hidden = list.children.length > 0;
+  $("mission-list-empty").textContent = can("mission.create") ? "No missions yet. Start one with “New mission”."
+    : "No missions yet.";
 }
 
 async function route() {
@@ -142,14 +144,27 @@ async function route() {
       return;
     }
     current?.close();
-    show("mission-view");
-    current = new MissionView(id, {
+    const view = new MissionView(id, {
       tab,
       onStatus: () => refreshList(),
       onError: handleError,
     });
+    current = view;
     markCurrent(id);
-    await current.open();
+    // The mission view appears once the mission is read; one it may not see gets the not-found page instead.
+    const found = await view.open();
+    if (current !== view) return; // the person went elsewhere meanwhile
+    if (found) {
+      show("mission-view");
+    } else {
+      view.close();
+      current = null;
+      markCurrent(null);
+      $("notfound-title").textContent = NOT_FOUND.title;
+      $("notfound-text").textContent = NOT_FOUND.text;
+      $("notfound-back").textContent = NOT_FOUND.back;
+      show("notfound-view");
+    }
     $("main").focus({ preventScroll: true });
     return;
   }

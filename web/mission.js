@@ -30,15 +30,22 @@ export class MissionView {
     });
   }
 
+  /** Read the mission and follow its events; false when it does not exist or the key may not see it. */
   async open() {
     $("m-stream").replaceChildren(h("p.hint.loading", "Loading the conversation…"));
     $("m-title").textContent = "Loading mission…";
     $("m-status").textContent = "";
     $("m-error").hidden = true;
+    $("m-cancel").hidden = true;
+    $("pending-bar").hidden = true;
+    $("m-steps").replaceChildren();
+    $("reply-text").disabled = true; // until the mission is read and still open
+    $("reply-send").disabled = true;
     $("panel-files").replaceChildren();
     $("panel-audit").replaceChildren();
-    this.selectTab(this.tab, false);
     await this.refresh();
+    if (this.notFound) return false;
+    this.selectTab(this.tab, false);
     $("m-stream").replaceChildren();
     this.stop = streamEvents(this.id, {
       onEvent: (event) => {
@@ -52,6 +59,7 @@ export class MissionView {
     this.ticker = setInterval(() => {
       if (this.mission && !FINISHED.has(this.mission.status)) renderSteps($("m-steps"), this.mission);
     }, 1000);
+    return true;
   }
 
   close() {
@@ -75,6 +83,10 @@ export class MissionView {
     try {
       mission = await api.mission(this.id);
     } catch (err) {
+      if (!this.mission && err.status === 404) {
+        this.notFound = true;
+        return;
+      }
       if (!this.mission) {
         $("m-title").textContent = "";
         $("m-stream").replaceChildren(h("p.error-text", errorNodes(err, "loadMission")));

@@ -198,3 +198,24 @@ def test_the_selected_arrow_and_the_filters_survive_verify_again(server: LiveSer
     kinds = page.locator("#panel-audit ol.trail > li:visible").evaluate_all("rows => rows.map(r => r.dataset.kind)")
     assert kinds and set(kinds) == {"handoff.started"}, kinds
     shoot(page, "audit-selection-kept-desktop")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_mission_the_user_may_not_see_gets_one_clear_page(server: LiveServer, keys: dict[str, str],
+                                                            waiting: dict[str, Any], new_page: Any,
+                                                            viewport: dict[str, int]) -> None:
+    other = server.create_key("submitter", f"other-submitter-{_name(viewport)}")
+    for key, mission_id in ((other, waiting["id"]), (keys["admin"], "no-such-mission")):
+        page = new_page(viewport, failed_requests_ok=True)  # the 404 is the answer being shown
+        sign_in(page, server, key)
+        expect(page.locator("#whoami")).not_to_be_empty()
+        page.goto(f"{server.url}/#/missions/{mission_id}")
+
+        expect(page.get_by_role("heading", name="Mission not found or not yours")).to_be_visible()
+        expect(page.locator("#mission-view")).to_be_hidden()
+        expect(page.get_by_label("Message to the agents")).to_be_hidden()
+        expect(page.get_by_role("link", name="Back to your missions")).to_be_visible()
+        shoot(page, f"not-found-{'other' if key == other else 'missing'}-{_name(viewport)}")
+
+        page.get_by_role("link", name="Back to your missions").click()
+        expect(page.locator("#new-view")).to_be_visible()
