@@ -6,14 +6,33 @@ import { INPUT, showError } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
-// The seed's example mission (orchestrator/data/anomaly-batch-scoring.md).
-export const TEMPLATE = `/agent ml-engineer
-Mission: Productionize the anomaly detection model with batch scoring and drift monitoring.
-Inputs: models/anomaly-detector/, pipelines/batch-scoring.yaml.
+/**
+ * The seed's example mission (orchestrator/data/anomaly-batch-scoring.md), with the inputs of the chosen workspace:
+ * its model folders, data files and pipeline configs when the server lists them (`files`), else placeholders in
+ * angle brackets for the person to replace. The lead agent is the default one, so no "/agent" line.
+ */
+export function missionTemplate(workspace, files) {
+  const inputs = files
+    ? [...(files.models || []).slice(0, 1), ...(files.data || []).slice(0, 3), ...(files.configs || []).slice(0, 1)]
+    : [];
+  const named = inputs.length ? inputs.join(", ") : "<model folder>, <reference data>, <current data>";
+  const where = workspace ? ` in workspace “${workspace}”` : "";
+  return `Mission: Productionize the model${where} with batch scoring and drift monitoring.
+Inputs: ${named}
 Constraints: Run nightly within 2-hour window; alert on precision drop >5%.
 Expected Deliverables: Updated pipelines, monitoring hooks, deployment notes.
-Validation: python -m pipelines.batch_scoring --dry-run, integration tests, CI pipeline run.
+Validation: a dry run of the scoring pipeline, its tests, the CI pipeline run.
 `;
+}
+
+// The workspaces as last listed, by the value of their option (the path).
+const listed = new Map();
+
+/** The chosen workspace's inputs as the list gave them, or null when the server does not say (placeholders then). */
+function workspaceFiles(workspace) {
+  if (!workspace || !["models", "data", "configs"].some((k) => Array.isArray(workspace[k]))) return null;
+  return workspace;
+}
 
 /** Wire the form once; `onCreated(mission)` is called with the 201 answer. */
 export function setupComposer({ onCreated, onError }) {
@@ -28,8 +47,13 @@ export function setupComposer({ onCreated, onError }) {
   $("template-btn").addEventListener("click", () => {
     const text = $("mission-text");
     if (text.value.trim() && !confirm("Replace the mission text with the template?")) return;
-    text.value = TEMPLATE;
+    const mode = form.querySelector("input[name=ws-mode]:checked").value;
+    const workspace = mode === "existing" ? listed.get($("ws-select").value) : null;
+    text.value = missionTemplate(workspace ? workspace.name : "", workspaceFiles(workspace));
     text.focus();
+    // A placeholder left to fill is selected, ready to type over.
+    const hole = text.value.search(/<[^>]+>/);
+    if (hole >= 0) text.setSelectionRange(hole, text.value.indexOf(">", hole) + 1);
   });
 
   $("ws-create").addEventListener("click", async () => {
@@ -71,6 +95,10 @@ export function setupComposer({ onCreated, onError }) {
       error.textContent = INPUT.missionText;
       return;
     }
+    if (/<(model folder|reference data|current data)>/.test(text)) {
+      error.textContent = INPUT.placeholders;
+      return;
+    }
     const mode = form.querySelector("input[name=ws-mode]:checked").value;
     const send = $("mission-send");
     send.disabled = true;
@@ -103,6 +131,8 @@ export async function loadWorkspaces(choose) {
   const list = items(await api.workspaces());
   const previous = choose || select.value;
   // POST /missions takes a directory under a workspace root; the path is unambiguous across roots.
+  listed.clear();
+  for (const w of list) listed.set(w.path || w.name, w);
   select.replaceChildren(...list.map((w) => h("option", { value: w.path || w.name, title: w.path || "" },
     w.path && w.path !== w.name ? `${w.name} (${w.path})` : w.name)));
   const match = list.find((w) => w.name === previous || w.path === previous);

@@ -75,6 +75,7 @@ export const INPUT = {
   archive: "Choose an archive to upload, or pick an existing workspace.",
   workspaceName: "A workspace name uses lowercase letters, digits, '-' and '_'.",
   changesComment: "Say what should change: the comment is the instruction the step runs again with.",
+  placeholders: "Replace the parts in angle brackets (such as <model folder>) with the workspace's own files first.",
 };
 
 /** The page shown when the server cannot be reached at sign-in. */

@@ -219,3 +219,27 @@ def test_a_mission_the_user_may_not_see_gets_one_clear_page(server: LiveServer, 
 
         page.get_by_role("link", name="Back to your missions").click()
         expect(page.locator("#new-view")).to_be_visible()
+
+
+def test_the_template_names_the_workspaces_own_inputs(server: LiveServer, keys: dict[str, str],
+                                                      waiting: dict[str, Any], new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, server, keys["submitter"])
+    expect(page.locator("#ws-select")).to_have_value(re.compile(r"/demo$"))
+    page.get_by_role("button", name="Use template").click()
+
+    text = page.get_by_label("Mission", exact=True)
+    expect(text).to_have_value(re.compile(r"^Mission: Productionize the model in workspace “demo”"))
+    value = text.input_value()
+    assert "/agent" not in value
+    inputs = next(line for line in value.splitlines() if line.startswith("Inputs: "))[len("Inputs: "):]
+    workspace = server.home / "workspaces" / "demo"
+    listed = [name for name in inputs.split(", ") if not name.startswith("<")]
+    assert all((workspace / name).exists() for name in listed), listed  # no file the workspace does not have
+    if not listed:
+        # The server does not list the workspace's files: placeholders, the first one selected to type over.
+        assert page.evaluate("() => { const t = document.getElementById('mission-text');"
+                             " return t.value.slice(t.selectionStart, t.selectionEnd); }") == "<model folder>"
+        page.get_by_role("button", name="Send mission").click()
+        expect(page.locator("#mission-error")).to_contain_text("Replace the parts in angle brackets")
+    shoot(page, "template-desktop")
