@@ -41,7 +41,7 @@ _CLOCK = (r"(?:(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>a\.?m\.?|p\.?m\.?)?|(?P
 _DAY = (r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?|week\s*days?|weekends?|business\s+days?"
         r"|working\s+days?")
 _PCT = r"(?:p\d{2,3}(?:\.\d+)?|median|mean|average|avg|max(?:imum)?|\d{2}(?:\.\d+)?(?:th)?[- ]percentile)"
-_PCTS = rf"{_PCT}(?:\s*(?:/|,|and|&)\s*{_PCT})*"
+_PCTS = rf"{_PCT}(?:\s*(?:/|,|and|&)\s*{_PCT}){{0,4}}"
 _LCMP = (r"(?:(?:(?:must|should|has\s+to|needs?\s+to)\s+(?:be|stay|remain)\s+|(?:is|stays|remains)\s+)?"
          r"(?:under|below|<=?|≤|less\s+than|lower\s+than|within|at\s+most|no\s+more\s+than|"
          r"(?:must|should)\s+not\s+exceed|not\s+exceeding|max(?:imum)?(?:\s+of)?|of|:|=)\s*)?")
@@ -397,9 +397,9 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
               r"\b(?:bias|fairness|disparit(?:y|ies)|disparate\s+impact|discriminat(?:e|ion))\b(?:\s+(?:checks?|audit|"
               r"analysis|reports?|alerts?|metrics?|monitoring))?(?:\s+(?:across|by|between|for|over|on|regarding|"
               r"w\.?r\.?t\.?|with\s+respect\s+to|per)\s+(?:the\s+)?(?P<feats>[A-Za-z_][\w-]*(?:\s*(?:,|and|&|/|or)\s*"
-              r"[A-Za-z_][\w-]*)*)(?:\s+(?:groups?|columns?|attributes?|features?))?)?",
+              r"[A-Za-z_][\w-]*){0,5})(?:\s+(?:groups?|columns?|attributes?|features?))?)?",
               r"\bsensitive\s+(?:attributes?|features?|columns?)\s*[:=]?\s*(?P<feats>[A-Za-z_][\w-]*(?:\s*(?:,|and|&|/)"
-              r"\s*[A-Za-z_][\w-]*)*)"), _fairness),
+              r"\s*[A-Za-z_][\w-]*){0,5})"), _fairness),
     (_compile(r"\b(?:time\s*zone|tz)\s*[:=]?\s*(?P<tz>[A-Za-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?|utc|gmt)\b",
               r"\b(?:in|at)\s+(?P<tz>[A-Z][a-z]+/[A-Z][A-Za-z_]+)"), _timezone),
     (_compile(rf"\bevery\s+(?:(?P<n>\d+|{_WORD_RE})\s+)?(?P<u>minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|"
@@ -407,7 +407,7 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
     (_compile(r"\b(?P<w>hourly|daily|nightly|weekly|monthly|every\s+(?:night|evening|morning)|each\s+(?:night|day|"
               r"morning|evening|week|month|hour)|once\s+(?:a|per|every)\s+(?:day|night|week|month|hour)|twice\s+"
               r"(?:a|per)\s+day|twice\s+daily|per\s+night|(?:at|by)\s+night)\b"), _frequency),
-    (_compile(rf"\b(?:(?:every|each|on|only\s+on)\s+)?(?P<days>(?:{_DAY})(?:\s*(?:,|and|&|/)\s*(?:{_DAY}))*)\b"),
+    (_compile(rf"\b(?:(?:every|each|on|only\s+on)\s+)?(?P<days>(?:{_DAY})(?:\s*(?:,|and|&|/)\s*(?:{_DAY})){{0,6}})\b"),
      _days),
     (_compile(r"\bon\s+the\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+(?:day\s+)?of\s+(?:each|every|the)\s+month)?",
               r"\b(?:on\s+)?the\s+first\s+(?:day\s+)?of\s+(?:each|every|the)\s+month", r"\bon\s+day\s+(?P<d2>\d{1,2})"),
@@ -431,7 +431,7 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
     for m in pattern.finditer(text):
-        if m.group(0).strip() and not _NEGATION.search(text[:m.start()]):
+        if m.group(0).strip() and not _NEGATION.search(text[max(0, m.start() - 40):m.start()]):
             yield m
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 __all__ = ["Cron", "parse_cron", "CronError"]
 
@@ -111,7 +111,7 @@ class Cron:
         return f"cron `{self.expression}` ({timezone})"
 
 
-@cache
+@lru_cache(maxsize=256)
 def _firings(expression: str) -> list[int]:
     cron = parse_cron(expression)
     per_day = sorted(h * 60 + m for h in cron.hours for m in cron.minutes)
@@ -147,7 +147,7 @@ def _values(text: str, name: str, low: int, high: int, names: dict[str, int]) ->
     return frozenset(out)
 
 
-@cache
+@lru_cache(maxsize=256)
 def parse_cron(expression: str) -> Cron:
     """Validate a five-field cron expression; raises :class:`CronError` naming the bad field."""
     fields = expression.split()

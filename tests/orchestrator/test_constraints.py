@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -212,3 +213,13 @@ def test_cron_is_described_and_counted(expr: str, text: str, runs: float, gap: i
 def test_invalid_cron_is_refused_with_the_field(expr: str) -> None:
     with pytest.raises(CronError):
         parse_cron(expr)
+
+
+@pytest.mark.parametrize("text", ["p95/" * 4990, "1 " * 9990, "monday and " * 1800, "bias across a, " * 1300,
+                                  "2-hour " * 2800, "1,000," * 3300],
+                         ids=["percentiles", "digits", "days", "features", "durations", "thousands"])
+def test_pathological_text_is_read_quickly(text: str) -> None:
+    """A mission is untrusted text of up to 20,000 characters: no phrase pattern may backtrack without bound."""
+    started = time.perf_counter()
+    parse_mission(text).constraint_set  # noqa: B018 - computing it is the test
+    assert time.perf_counter() - started < 3.0
