@@ -223,3 +223,22 @@ def test_pathological_text_is_read_quickly(text: str) -> None:
     started = time.perf_counter()
     parse_mission(text).constraint_set  # noqa: B018 - computing it is the test
     assert time.perf_counter() - started < 3.0
+
+
+@pytest.mark.parametrize(("phrases", "config", "expected"), [
+    (["weekly within 30 minutes"], {"cron": "0 1 * * *", "window_hours": 2},
+     ("0 1 * * 0", 1800, {"schedule": "mission", "timezone": "default", "window": "mission"})),
+    ([], {"cron": "0 2 * * *", "timezone": "Europe/Paris", "window_hours": 1.5},
+     ("0 2 * * *", 5400, {"schedule": "config", "timezone": "config", "window": "config"})),
+    (["hourly"], None, ("0 * * * *", 3600, {"schedule": "mission", "timezone": "default", "window": "default"})),
+    ([], None, ("0 1 * * *", 7200, {"schedule": "default", "timezone": "default", "window": "default"})),
+], ids=["mission-wins", "config-fills", "default-window-capped-by-interval", "defaults"])
+def test_run_plan_takes_the_mission_then_the_config_then_defaults(
+        phrases: list[str], config: dict[str, Any] | None, expected: tuple[str, int, dict[str, str]]) -> None:
+    plan = parse_constraints(phrases).run_plan(config)
+    assert (plan.cron, plan.window_seconds, plan.sources) == expected
+
+
+def test_run_plan_reports_an_unusable_config_cron() -> None:
+    plan = parse_constraints([]).run_plan({"cron": "0 25 * * *"})
+    assert plan.cron == "0 1 * * *" and "hour '25' is outside 0-23" in plan.problems[0]
