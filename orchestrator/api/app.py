@@ -28,9 +28,9 @@ __all__ = ["create_app", "API_PREFIX", "is_loopback"]
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 _DESCRIPTION = """Submit ML-engineering missions, follow them live (Server-Sent Events), decide their human gates
-and pull their audit trail. Every route except `/healthz` and the web page needs `Authorization: Bearer KEY`
-(keys: `orchestrator keys create --role submitter|approver|auditor|admin`). Errors are
-`application/problem+json`."""
+and pull their audit trail. Every route except the probes (`/healthz`, `/readyz`) and the web page needs
+`Authorization: Bearer KEY` (keys: `orchestrator keys create --role submitter|approver|auditor|admin`).
+Errors are `application/problem+json`."""
 
 
 def is_loopback(host: str) -> bool:

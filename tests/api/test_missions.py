@@ -191,8 +191,7 @@ def test_artifacts_tasks_tool_calls_agents_workspaces(idle_client: TestClient, k
 
 def test_health_ready_metrics_me_and_web(idle_client: TestClient, keys: dict[str, str]) -> None:
     assert idle_client.get("/healthz").json()["status"] == "ok"
-    assert idle_client.get("/readyz").status_code == 401
-    assert idle_client.get("/readyz", headers=auth(keys["auditor"])).json()["status"] == "ready"
+    assert idle_client.get("/readyz").json()["status"] == "ready"  # open, like /healthz: probes carry no key
     _submit(idle_client, keys["submitter"])
     metrics = idle_client.get("/metrics", headers=auth(keys["auditor"])).text
     assert 'orchestrator_missions{status="queued"} 1.0' in metrics
