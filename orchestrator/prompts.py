@@ -52,6 +52,12 @@ def system_prompt(agent: AgentSpec, mission: MissionSpec, facts: RunFacts, *, pe
                           ("Expected deliverables", mission.deliverables), ("Validation", mission.validation)):
         if values:
             lines.append(f"{label}: {'; '.join(values)}")
+    understood = mission.constraint_set
+    if understood.clauses:
+        lines.append("Constraints as understood (pass these clauses as `constraints` to the tools that take them): "
+                     + "; ".join(understood.summary()))
+    if understood.not_understood:
+        lines.append("Not understood (ask the user to restate): " + "; ".join(map(str, understood.not_understood)))
     if peers:
         lines += ["", "## Agents you can hand off to (call transfer_to_<name> with a brief)"]
         lines += [f"- {peer.name}: {peer.description}" for peer in peers]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finding, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict, failed, findings_of
+from agents.playbooks.ml_engineer import as_dict, clauses, failed, findings_of
 
 __all__ = ["align", "remediate"]
 
@@ -25,7 +25,7 @@ def align(view: View) -> Playbook:
     profiled = [as_dict(r) for r in (yield looks)]
     result = as_dict((yield Call("align_data", {
         "model_path": model, "reference_path": reference, "current_path": current,
-        "constraints": list(view.mission.constraints), "label_column": found.get("label_column") or "",
+        "constraints": clauses(view), "label_column": found.get("label_column") or "",
         "segment_column": found.get("segment_column") or ""})))
     findings = findings_of(result) + [f for p in profiled for f in findings_of(p)]
     if failed(result):

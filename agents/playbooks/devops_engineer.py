@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict, failed, findings_of
+from agents.playbooks.ml_engineer import as_dict, clauses, failed, findings_of
 
 __all__ = ["prepare_release", "resize"]
 
@@ -13,16 +13,19 @@ __all__ = ["prepare_release", "resize"]
 def prepare_release(view: View) -> Playbook:
     found = as_dict((yield Call("locate_inputs", {"inputs": list(view.mission.inputs)})))
     config = found.get("config_path") or "pipelines/batch-scoring.yaml"
-    cost = as_dict((yield Call("estimate_capacity", {"config_path": config})))
-    schedule, ci = yield [Call("write_schedule", {"config_path": config}), Call("write_ci_workflow", {})]
+    asked = clauses(view)
+    cost = as_dict((yield Call("estimate_capacity", {"config_path": config, "constraints": asked})))
+    schedule, ci = yield [Call("write_schedule", {"config_path": config, "constraints": asked}),
+                          Call("write_ci_workflow", {"config_path": config, "constraints": asked})]
     schedule, ci = as_dict(schedule), as_dict(ci)
-    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config})))
+    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config, "constraints": asked})))
     summary = (f"Capacity: {cost.get('verdict', cost.get('error'))}; memory request {cost.get('memory_request_mb')} MiB; "
                f"cost {(cost.get('cost') or {}).get('per_run_usd')} USD per run. Schedule {schedule.get('path')} "
                f"(cron {schedule.get('schedule')}, deadline {schedule.get('deadline_seconds')} s, static check "
                f"{schedule.get('status')}); CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
                f"{notes.get('path')} with rollout, rollback, monitoring and cost.")
-    ok = cost.get("fits") is True and not failed(schedule) and not failed(ci)
+    ok = (cost.get("fits") is True and (cost.get("budget") or {}).get("within") is not False
+          and not failed(schedule) and not failed(ci))
     return Finish(summary=summary, findings=findings_of(cost),
                   artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path")) if p],
                   status="completed" if ok else "failed")
@@ -35,8 +38,10 @@ def resize(view: View) -> Playbook:
     text = (yield Call("read_file", {"path": "reports/cost-estimate.json", "max_lines": 2000}))
     body = text.split("\n", 1)[1] if isinstance(text, str) and "\n" in text else "{}"
     workers = int(as_dict(body).get("recommended_workers") or 1)
-    sized = as_dict((yield Call("estimate_capacity", {"config_path": config, "workers": workers})))
-    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config})))
+    asked = clauses(view)
+    sized = as_dict((yield Call("estimate_capacity", {"config_path": config, "workers": workers,
+                                                      "constraints": asked})))
+    notes = as_dict((yield Call("write_deployment_notes", {"config_path": config, "constraints": asked})))
     return Finish(summary=f"Sizing: partition the input over {workers} workers: {sized.get('verdict')}; cost "
                           f"{(sized.get('cost') or {}).get('per_run_usd')} USD per run. Notes updated: {notes.get('path')}.",
                   artifacts=[p for p in (sized.get("path"), notes.get("path")) if p],

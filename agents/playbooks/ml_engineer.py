@@ -13,7 +13,7 @@ from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
 
 __all__ = ["align", "design", "implement", "evaluate", "package", "release", "report", "manual_plan", "as_dict",
-           "findings_of", "failed"]
+           "findings_of", "failed", "clauses"]
 
 _SEVERITIES = {"info", "low", "medium", "high", "critical"}
 
@@ -46,6 +46,11 @@ def findings_of(result: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def clauses(view: View) -> list[str]:
+    """The mission's constraint clauses (from its Constraints line and its free text), as tools take them."""
+    return list(view.mission.constraint_set.clauses)
+
+
 def _located(view: View) -> Call:
     return Call("locate_inputs", {"inputs": list(view.mission.inputs)})
 
@@ -61,16 +66,20 @@ def align(view: View) -> Playbook:
     yield Call("list_files", {"path": "."})
     yield Call("task_create", {"title": f"Productionize: {view.mission.objective[:80]}",
                                "notes": f"Mode {view.mission.serving_mode}; constraints: "
-                                        + "; ".join(view.mission.constraints),
+                                        + "; ".join(view.mission.constraint_set.summary()),
                                "links": [p for p in (found.get("model_path"), found.get("config_path")) if p]})
     brief = Brief(task="Align on dataset versions, metrics and acceptance thresholds: profile and fingerprint the "
                        "data, inspect the model, compute baseline metrics, derive thresholds from the constraints.",
                   context=f"Model: {found.get('model_path')}; reference: {found.get('reference_path')}; current: "
                           f"{found.get('current_path')}; label: {found.get('label_column')}; segment: "
-                          f"{found.get('segment_column')}. Constraints: " + "; ".join(view.mission.constraints),
+                          f"{found.get('segment_column')}. Constraints: " + "; ".join(clauses(view)),
                   expected_output="reports/alignment.json with fingerprints, baseline and thresholds; the figures.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("data-scientist", brief)))
     done = status == "completed"
+    unclear = view.mission.constraint_set.not_understood
+    if unclear:  # asked back, never dropped: the user reads this in the run and can answer with a message
+        summary += (" Constraints I did not understand, please restate them: "
+                    + "; ".join(map(str, unclear)) + ".")
     return Finish(summary=f"Alignment with the Data Scientist: {summary}", findings=findings, artifacts=artifacts,
                   status="completed" if done else "blocked",
                   reason="" if done else f"the Data Scientist could not align ({status}): {summary}")
@@ -80,7 +89,7 @@ def design(view: View) -> Playbook:
     found = as_dict((yield _located(view)))
     mode = view.mission.serving_mode
     doc = as_dict((yield Call("write_design_doc", {"objective": view.mission.objective, "serving_mode": mode,
-                                                    "constraints": list(view.mission.constraints),
+                                                    "constraints": clauses(view),
                                                     "inputs": list(view.mission.inputs)})))
     if mode == "online":
         brief = Brief(task="Build the online inference endpoint: generate the FastAPI app for the model with input "
@@ -196,10 +205,10 @@ def package(view: View) -> Playbook:
 def release(view: View) -> Playbook:
     found = as_dict((yield _located(view)))
     brief = Brief(task="Prepare the release: measured-throughput resource and cost estimate against the run window, "
-                       "nightly schedule, CI workflow, rollout/rollback plan and deployment notes.",
+                       "the schedule the constraints state, CI workflow, rollout/rollback plan and deployment notes.",
                   context=f"Config {found.get('config_path')}; expected rows per night "
                           f"{found.get('expected_rows_per_night')}; schedule {found.get('schedule')}; constraints: "
-                          + "; ".join(view.mission.constraints),
+                          + "; ".join(view.mission.constraint_set.summary()),
                   expected_output="reports/cost-estimate.json, deploy/cronjob.yaml, .github/workflows/*.yml, "
                                   "docs/deployment-notes.md and the fit verdict.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("devops-engineer", brief)))
