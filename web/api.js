@@ -74,6 +74,7 @@ export async function request(method, path, body) {
 
 export const api = {
   me: () => request("GET", "/me"),
+  procedure: () => request("GET", "/procedure"),
   missions: (params = {}) => {
     const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
     return request("GET", `/missions${query ? `?${query}` : ""}`);

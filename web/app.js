@@ -5,9 +5,10 @@ import { can, gate, setCaller } from "./access.js";
 import { api, getKey, setKey } from "./api.js";
 import { loadWorkspaces, setupComposer } from "./composer.js";
 import { h } from "./dom.js";
-import { FINISHED, missionTitle, time } from "./format.js";
+import { missionLabel, missionTitle, time } from "./format.js";
 import { NOT_FOUND, OFFLINE, showError } from "./messages.js";
 import { MissionView } from "./mission.js";
+import { FINISHED, loadProcedure, procedure } from "./procedure.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null; // the open MissionView
@@ -57,6 +58,15 @@ function applyAccess() {
   gate($("tab-audit"), "audit.read", "Audit review", { after: document.querySelector(".tabs") });
 }
 
+/** The sidebar's status filter offers the statuses the procedure declares. */
+function fillStatusFilter() {
+  const select = $("status-filter");
+  const chosen = select.value;
+  select.replaceChildren(h("option", { value: "" }, "all missions"),
+    ...procedure().mission_statuses.map((s) => h("option", { value: s }, missionLabel(s))));
+  select.value = chosen;
+}
+
 function signOut(err = null, action = "signIn") {
   setKey("");
   me = null;
@@ -74,8 +84,9 @@ function signOut(err = null, action = "signIn") {
 
 async function signIn() {
   try {
-    me = await api.me();
+    [me] = await Promise.all([api.me(), procedure() ? null : loadProcedure()]);
   } catch (err) {
+    me = null;
     if (err.kind === "unreachable") {
       // The offline view says it (once) and offers the retry.
       $("sidebar").hidden = true;
@@ -91,6 +102,7 @@ async function signIn() {
   banner(null);
   setCaller(me);
   applyAccess();
+  fillStatusFilter();
   $("whoami").textContent = `${me.name} (${me.role})`;
   $("signout").hidden = false;
   $("sidebar").hidden = false;
@@ -116,7 +128,7 @@ async function refreshList({ more = false } = {}) {
     return h("li", { dataset: { id: m.id, status: m.status } },
       h("a", { href, "aria-current": current?.id === m.id ? "page" : null },
         h("span.m-title", missionTitle(m)),
-        h("span.m-meta", h("span", { class: `pill small ${m.status}` }, m.status.replace(/_/g, " ")),
+        h("span.m-meta", h("span", { class: `pill small ${m.status}` }, missionLabel(m.status)),
           h("span.hint", ` ${time(m.created_at)}`))));
   });
   if (more) list.append(...rows);

@@ -4,7 +4,7 @@ import { can, hiddenLine } from "./access.js";
 import { api, items } from "./api.js";
 import { errorNodes, showError } from "./messages.js";
 import { h, jsonBlock } from "./dom.js";
-import { agentName, agentSlot, dateTime, duration, time } from "./format.js";
+import { STEP_LABEL, agentName, agentSlot, dateTime, duration, missionLabel, time } from "./format.js";
 
 /** Renders a mission's events into `stream`; `openArtifact(path)` opens a file with the key. */
 export class Conversation {
@@ -42,15 +42,19 @@ export class Conversation {
           h("div.text", p.text || "")));
       case "mission.queued":
         return this.note(event, "Mission queued");
-      case "mission.status":
-        return this.note(event, `Mission ${statusText(p.status)}${p.error ? `: ${p.error}` : ""}`,
-          p.status === "failed" ? "bad" : p.status === "completed" ? "ok" : "");
+      case "mission.status": {
+        const why = p.reason || p.error;
+        return this.note(event, `Mission ${missionLabel(p.status)}${why ? `: ${why}` : ""}`, TONE[p.status] || "");
+      }
       case "step.started":
         return h("div.entry.divider", h("span", `Step ${event.step || p.step || ""} started`,
           p.round > 1 ? ` (round ${p.round})` : ""), this.stamp(event));
       case "step.finished":
-        return h("div.entry.divider.done",
-          h("span", `Step ${event.step || ""} ${p.status || "finished"}`, p.duration_s ? ` in ${duration(p.duration_s)}` : ""),
+      case "step.settled":
+        return h("div.entry.divider", { class: TONE[p.status] || "done" },
+          h("span", `Step ${event.step || ""} ${STEP_LABEL[p.status] || p.status || "finished"}`,
+            p.duration_s ? ` in ${duration(p.duration_s)}` : ""),
+          p.reason ? h("span.summary", `Why: ${p.reason}`) : null,
           p.summary ? h("span.summary", p.summary) : null, this.stamp(event));
       case "handoff.started":
         return this.handoff(event, p, false);
@@ -63,8 +67,8 @@ export class Conversation {
       case "approval.decided":
         this.markDecided(p.approval_id, { status: p.decision, decided_by: event.agent, comment: p.comment,
           decided_at: event.ts });
-        return this.note(event, `${labelGate(p.kind)} ${pastTense(p.decision)} by ${event.agent || "someone"}` +
-          (p.comment ? ` — “${p.comment}”` : ""), p.decision === "approve" || p.decision === "approved" ? "ok" : "bad");
+        return this.note(event, `${labelGate(p.kind)} ${DECIDED[pastTense(p.decision)] || p.decision} by ${event.agent || "someone"}` +
+          (p.comment ? ` — “${p.comment}”` : ""), TONE[pastTense(p.decision)] || "");
       case "artifact.written":
         return h("div.entry.note", this.who(event), " wrote ",
           h("a", { href: "#", onclick: (e) => { e.preventDefault(); this.openArtifact(p.path); } }, p.path),
@@ -236,9 +240,11 @@ export function resultView(result) {
       h("ul", artifacts.map((a) => h("li", h("code", typeof a === "string" ? a : a.path || JSON.stringify(a)))))) : null);
 }
 
-function statusText(status) {
-  return { waiting_approval: "waiting for approval", queued: "queued", running: "running" }[status] || status;
-}
+/** How an entry about a status is toned: good, bad, or asking for attention. */
+const TONE = {
+  completed: "ok", done: "ok", approved: "ok", failed: "bad", blocked: "bad", rejected: "bad", cancelled: "bad",
+  completed_with_risks: "warn", waiting: "warn", changes_requested: "warn",
+};
 
 function initials(agent) {
   const name = agentName(agent);
@@ -249,6 +255,8 @@ function labelGate(kind) {
   return { release: "Release", production_data: "Production data access", escalation: "Escalation" }[kind] || kind || "Gate";
 }
 
+const DECIDED = { approved: "approved", rejected: "rejected", changes_requested: "sent back: changes requested" };
+
 function pastTense(decision) {
-  return { approve: "approved", reject: "rejected" }[decision] || decision;
+  return { approve: "approved", reject: "rejected", request_changes: "changes_requested" }[decision] || decision;
 }

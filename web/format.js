@@ -1,31 +1,30 @@
-// How names, times and statuses read on the page.
+// How names, times and statuses read on the page. Names of agents and the statuses themselves come from the
+// declared procedure (procedure.js); here is only how each one is said.
 
-export const STEPS = ["align", "design", "implement", "evaluate", "package", "release"];
-export const FINISHED = new Set(["completed", "failed", "rejected", "cancelled"]);
+import { agentIndex, agentTitle } from "./procedure.js";
 
-const AGENT_NAMES = {
-  "ml-engineer": "ML Engineer",
-  "data-scientist": "Data Scientist",
-  "devops-engineer": "DevOps Engineer",
-  "security-expert": "Security Expert",
-  "backend-developer": "Backend Developer",
+/** How each step status reads beside the step. */
+export const STEP_LABEL = {
+  pending: "not started", running: "running", waiting: "waiting for approval", done: "done", failed: "failed",
+  blocked: "blocked", skipped: "skipped", rejected: "rejected",
 };
 
-/** "security-expert" -> "Security Expert"; people ("api:alice", "user") keep their name. */
-export function agentName(id) {
-  if (!id) return "system";
-  return AGENT_NAMES[id] || id;
+/** How each mission status reads in a pill or a sentence. */
+export function missionLabel(status) {
+  return { waiting_approval: "waiting for approval", completed_with_risks: "completed with risks" }[status] ||
+    String(status || "").replace(/_/g, " ");
 }
 
-export function isAgent(id) {
-  return id in AGENT_NAMES;
+/** An agent's declared title ("Security Expert"); people ("api:alice", "user") keep their name. */
+export function agentName(id) {
+  if (!id) return "system";
+  return agentTitle(id) || id;
 }
 
 /** A stable colour slot 0..5 per agent for avatars and graph nodes. */
 export function agentSlot(id) {
-  const order = Object.keys(AGENT_NAMES);
-  const i = order.indexOf(id);
-  return i >= 0 ? i : 5;
+  const i = agentIndex(id);
+  return i >= 0 ? Math.min(i, 4) : 5;
 }
 
 export function duration(seconds) {

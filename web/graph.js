@@ -86,7 +86,7 @@ function layout(nodes, edges, { W, H, NW, NH, start }) {
   if (!nodes.length) return [];
   const out = new Map();
   for (const e of edges) out.set(e.from, (out.get(e.from) || 0) + 1);
-  let lead = nodes.find((n) => n.kind === "lead") || nodes.find((n) => n.id === "ml-engineer");
+  let lead = nodes.find((n) => n.kind === "lead");
   if (!lead) lead = [...nodes].sort((x, y) => (out.get(y.id) || 0) - (out.get(x.id) || 0))[0];
   const others = nodes.filter((n) => n !== lead);
   lead.lead = true;

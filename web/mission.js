@@ -5,13 +5,17 @@ import { api, artifactPath, fetchBlob, streamEvents } from "./api.js";
 import { renderAudit } from "./audit.js";
 import { Conversation } from "./chat.js";
 import { h } from "./dom.js";
-import { FINISHED, missionTitle } from "./format.js";
+import { missionLabel, missionTitle } from "./format.js";
 import { errorNodes } from "./messages.js";
-import { renderArtifacts, renderSteps } from "./progress.js";
+import { FINISHED } from "./procedure.js";
+import { drawProcedure } from "./flow.js";
+import { renderArtifacts, renderStepDetail, renderSteps } from "./progress.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_KINDS = new Set(["mission.status", "step.started", "step.finished", "approval.requested",
-  "approval.decided", "artifact.written", "handoff.finished", "task.created", "task.updated"]);
+  "approval.decided", "artifact.written", "handoff.started", "handoff.finished", "task.created", "task.updated"]);
+// The drawing starts open where there is room for it; the person's choice then holds for the tab's session.
+const FLOW_OPEN = "orchestrator.flowOpen";
 
 /** The open mission; `close()` stops its stream. */
 export class MissionView {
@@ -23,6 +27,7 @@ export class MissionView {
     this.tab = tab;
     this.timer = null;
     this.ticker = null;
+    this.picked = null; // the step whose details are open
     this.chat = new Conversation($("m-stream"), {
       missionId,
       openArtifact: (path) => this.openArtifact(path),
@@ -39,6 +44,13 @@ export class MissionView {
     $("m-cancel").hidden = true;
     $("pending-bar").hidden = true;
     $("m-steps").replaceChildren();
+    $("m-step-detail").hidden = true;
+    const flow = $("m-flow");
+    flow.open = (sessionStorage.getItem(FLOW_OPEN) ?? String(matchMedia("(min-width: 761px)").matches)) === "true";
+    flow.ontoggle = () => {
+      sessionStorage.setItem(FLOW_OPEN, String(flow.open));
+      if (flow.open && this.mission) drawProcedure($("m-flow-drawing"), this.mission);
+    };
     $("reply-text").disabled = true; // until the mission is read and still open
     $("reply-send").disabled = true;
     $("panel-files").replaceChildren();
@@ -57,7 +69,7 @@ export class MissionView {
     });
     // Running steps show a live duration.
     this.ticker = setInterval(() => {
-      if (this.mission && !FINISHED.has(this.mission.status)) renderSteps($("m-steps"), this.mission);
+      if (this.mission && !FINISHED.has(this.mission.status)) this.renderSteps();
     }, 1000);
     return true;
   }
@@ -104,23 +116,21 @@ export class MissionView {
     const m = this.mission;
     $("m-title").textContent = missionTitle(m);
     const status = $("m-status");
-    status.textContent = m.status.replace(/_/g, " ");
+    status.textContent = missionLabel(m.status);
     status.className = `pill ${m.status}`;
-    status.setAttribute("aria-label", `Mission status: ${m.status}`);
+    status.setAttribute("aria-label", `Mission status: ${missionLabel(m.status)}`);
     $("m-meta").textContent = `#${m.id} · workspace ${m.workspace} · by ${m.owner}` +
       (m.current_step && !FINISHED.has(m.status) ? ` · now: ${m.current_step}` : "");
+    // A mission that ended other than completed says why (the lead's `reason`; older servers say `error`).
+    const reason = m.reason ?? m.error;
     const error = $("m-error");
-    if (m.error || m.status === "failed") {
-      error.hidden = false;
-      error.replaceChildren(h("strong", `Mission ${m.status}: `), m.error || "no error message was recorded");
-    } else if (m.status === "rejected" || m.status === "cancelled") {
-      error.hidden = false;
-      error.replaceChildren(h("strong", `Mission ${m.status}.`));
-    } else {
-      error.hidden = true;
-    }
+    error.hidden = !(FINISHED.has(m.status) && m.status !== "completed") && !reason;
+    error.className = `alert ${m.status === "completed_with_risks" ? "warn" : "bad"}`;
+    error.replaceChildren(h("strong", `Mission ${missionLabel(m.status)}${reason ? ": " : "."}`),
+      reason || (m.status === "failed" ? "no reason was recorded." : ""));
     $("m-cancel").hidden = FINISHED.has(m.status) || !can("mission.act");
-    renderSteps($("m-steps"), m);
+    this.renderSteps();
+    if ($("m-flow").open) drawProcedure($("m-flow-drawing"), m);
     this.chat.syncApprovals(m.approvals);
     const pending = m.pending_approvals || (m.approvals || []).filter((a) => a.status === "pending");
     $("pending-bar").hidden = !pending.length;
@@ -132,9 +142,17 @@ export class MissionView {
     $("reply-text").disabled = finished;
     $("reply-send").disabled = finished;
     $("reply-text").placeholder = finished
-      ? `This mission is over (${m.status}); the conversation is closed.`
+      ? `This mission is over (${missionLabel(m.status)}); the conversation is closed.`
       : "Answer or add an instruction for the agents…";
     if (this.tab === "files") renderArtifacts($("panel-files"), m, (p) => this.openArtifact(p));
+  }
+
+  renderSteps() {
+    renderSteps($("m-steps"), this.mission, { picked: this.picked, onPick: (name) => {
+      this.picked = name;
+      this.renderSteps();
+    } });
+    renderStepDetail($("m-step-detail"), this.mission, this.picked);
   }
 
   connection(state) {

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +46,29 @@ def waiting(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
     mission = server.wait_for_status(created["id"], {"waiting_approval", "completed", "failed"}, timeout_s=120)
     assert mission["status"] == "waiting_approval", mission
     return mission
+
+
+@pytest.fixture(scope="module")
+def blocked(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
+    """A mission on a workspace whose model file is corrupt, stopped where a human must review the blocked step
+    (the production-data reads on the way are approved)."""
+    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": "broken", "template": "demo"})
+    for model in (server.home / "workspaces" / "broken" / "models").rglob("*.joblib"):
+        model.write_bytes(b"this is not a model")
+    created = server.api("POST", "/missions", key=keys["submitter"], json={"text": TEMPLATE_TEXT, "workspace": "broken"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        mission = server.api("GET", f"/missions/{created['id']}")
+        pending = mission["pending_approvals"]
+        if mission["status"] not in ("queued", "running", "waiting_approval"):
+            break
+        if any(a["kind"] != "production_data" for a in pending):
+            return mission
+        for gate in pending:
+            server.api("POST", f"/approvals/{gate['id']}/decision",
+                       json={"decision": "approve", "payload_sha256": gate["payload_sha256"]})
+        time.sleep(0.5)
+    raise AssertionError(f"the broken workspace's mission never asked for a review: {mission}\n{server.tail()}")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -243,3 +268,80 @@ def test_the_template_names_the_workspaces_own_inputs(server: LiveServer, keys: 
         page.get_by_role("button", name="Send mission").click()
         expect(page.locator("#mission-error")).to_contain_text("Replace the parts in angle brackets")
     shoot(page, "template-desktop")
+
+
+def test_the_procedure_route_serves_the_declaration(server: LiveServer, keys: dict[str, str]) -> None:
+    from orchestrator.procedure import PROCEDURE
+
+    declared = server.api("GET", "/procedure", key=keys["auditor"])
+    assert [s["name"] for s in declared["steps"]] == list(PROCEDURE.step_names)
+    assert [s["name"] for s in declared["steps"] if s["listed"]] == list(PROCEDURE.listed)
+    assert len(declared["edges"]) == sum(len(PROCEDURE.destinations(node)) for node in PROCEDURE.nodes)
+    assert {"waiting", "blocked", "rejected"} <= set(declared["step_statuses"])
+    assert "completed" in declared["terminal_statuses"] and "running" not in declared["terminal_statuses"]
+
+
+def test_the_page_keeps_no_copy_of_the_procedure() -> None:
+    # Steps and agents come from GET /procedure: no module names them.
+    from orchestrator.procedure import PROCEDURE
+
+    web = Path(__file__).resolve().parents[2] / "web"
+    for path in web.glob("*.js"):
+        code = path.read_text()
+        named = [name for name in (*PROCEDURE.step_names, "ml-engineer", "data-scientist", "security-expert")
+                 if f'"{name}"' in code or f"'{name}'" in code]
+        assert not named, f"{path.name} names {named}"
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_step_tracker_shows_what_was_recorded(server: LiveServer, waiting: dict[str, Any], new_page: Any,
+                                                  viewport: dict[str, int]) -> None:
+    page = new_page(viewport)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{waiting['id']}")
+    steps = page.locator("#m-steps > li")
+    mission = server.api("GET", f"/missions/{waiting['id']}")
+    expect(steps).to_have_count(len([s for s in mission["steps"] if s["name"] != "manual_plan"]))
+    for step in mission["steps"]:  # the mission is paused at its gate: the record holds still
+        if step["name"] != "manual_plan":
+            expect(page.locator(f'#m-steps li[data-step="{step["name"]}"]')).to_have_attribute("data-status",
+                                                                                             step["status"])
+    # Report sits in the same row as the other steps.
+    first, last = steps.first.bounding_box(), steps.last.bounding_box()
+    assert abs(first["y"] - last["y"]) < 2, (first, last)
+    if viewport == DESKTOP:
+        flow = page.locator("svg.flow")
+        expect(flow).to_be_visible()
+        expect(page.locator(f'svg.flow g.flow-node.current[data-node="{mission["current_step"]}"]')).to_have_count(1)
+        expect(page.locator('svg.flow line.flow-handoff[data-agent="data-scientist"]:not(.declared)')).not_to_have_count(0)
+    shoot(page, f"steps-{_name(viewport)}")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_blocked_step_waits_for_review_then_ends_the_mission_blocked(
+        server: LiveServer, blocked: dict[str, Any], new_page: Any, viewport: dict[str, int]) -> None:
+    review = next(a for a in server.api("GET", f"/missions/{blocked['id']}")["approvals"] if a["kind"] != "production_data")
+    page = new_page(viewport)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{blocked['id']}")
+    step = page.locator(f'#m-steps li[data-step="{review["step"]}"]')
+    if review["status"] == "pending":
+        expect(step).to_have_attribute("data-status", "waiting")
+        expect(page.locator("#m-status")).to_have_text("waiting for approval")
+        step.get_by_role("button").click()
+        expect(page.locator("#m-step-detail")).to_contain_text("waiting for approval")
+        expect(page.locator("#m-step-detail")).to_contain_text("blocked")  # what the step concluded, and why
+        shoot(page, f"step-waiting-{_name(viewport)}")
+        server.api("POST", f"/approvals/{review['id']}/decision",
+                   json={"decision": "reject", "comment": "Fix the model file first.",
+                         "payload_sha256": review["payload_sha256"]})
+        ended = server.wait_for_status(blocked["id"], {"blocked", "failed", "rejected", "completed"}, timeout_s=60)
+        assert ended["status"] == "blocked", ended
+    expect(page.locator("#m-status")).to_have_text("blocked")
+    expect(step).to_have_attribute("data-status", "blocked")
+    expect(page.locator("#m-error")).to_contain_text("Mission blocked")
+    expect(page.locator("#m-error")).to_contain_text("model")
+    for later in ("implement", "evaluate", "package", "release", "report"):
+        expect(page.locator(f'#m-steps li[data-step="{later}"]')).not_to_have_attribute("data-status", "done")
+    expect(page.get_by_label("Message to the agents")).to_be_disabled()
+    shoot(page, f"step-blocked-{_name(viewport)}")
