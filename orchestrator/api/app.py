@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -19,6 +19,7 @@ from orchestrator.api.problems import install_problem_handlers, problem
 from orchestrator.api.routers import API_ROUTERS, health, procedure
 from orchestrator.api.routers.missions import LIMITS
 from orchestrator.api.schemas import Problem
+from orchestrator.api.storable import refuse_unstorable
 from orchestrator.config import Settings, get_settings
 from orchestrator.context import ModelFactory
 from orchestrator.errors import ConfigError
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None, *, model_factory: ModelFactory 
                 service.pool.stop()
                 service.pool = None
 
-    app = FastAPI(title="ML Orchestrator API", version="1", description=_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="ML Orchestrator API", version="1", description=_DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(refuse_unstorable)])
     app.state.service = service
     install_problem_handlers(app)
 

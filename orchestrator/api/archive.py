@@ -7,13 +7,15 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from orchestrator.errors import InputError
 
-__all__ = ["ArchiveLimits", "unpack_archive", "read_capped"]
+__all__ = ["ArchiveLimits", "unpack_archive", "unpacked", "read_capped"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,18 @@ def unpack_archive(data: bytes, filename: str, target: Path, limits: ArchiveLimi
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         shutil.rmtree(target, ignore_errors=True)
         raise InputError(f"archive {filename!r} cannot be unpacked: {exc}") from None
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def unpacked(data: bytes, filename: str, target: Path, limits: ArchiveLimits = ArchiveLimits()) -> Iterator[Path]:
+    """Unpack into ``target`` for the block that puts it to use; if the block fails (the mission is refused),
+    ``target`` is removed again, so a refused upload leaves no workspace behind."""
+    unpack_archive(data, filename, target, limits)
+    try:
+        yield target
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise

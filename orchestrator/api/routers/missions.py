@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api.archive import ArchiveLimits, read_capped, unpack_archive
+from orchestrator.api.archive import ArchiveLimits, read_capped, unpacked
 from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, SessionDep, visible_mission
 from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
@@ -88,8 +88,8 @@ def create_mission_from_archive(text: Annotated[str, Form(min_length=1, max_leng
     data = read_capped(archive.file, LIMITS.max_upload_bytes)
     root = service.settings.resolved_workspace_roots[0]
     target = root / f"upload-{uuid.uuid4().hex[:12]}"
-    unpack_archive(data, archive.filename or "", target, LIMITS)
-    created = service.runner.create(text, workspace=target, owner=caller.name)
+    with unpacked(data, archive.filename or "", target, LIMITS):  # removed again if the mission is refused
+        created = service.runner.create(text, workspace=target, owner=caller.name)
     summary = mission_summary(created)
     if service.pool is not None:
         service.pool.wake()
