@@ -127,6 +127,9 @@ def create_app(settings: Settings | None = None, *, model_factory: ModelFactory 
     app.include_router(health.router)
     for router in (*API_ROUTERS, procedure.router):
         app.include_router(router, prefix=API_PREFIX)
+    from orchestrator.api import langgraph  # the LangGraph Platform API subset, at the root where clients look
+
+    langgraph.register(app, settings)
     _mount_web(app)
     app.openapi = lambda: _openapi_with_problem(app)  # type: ignore[method-assign]
     return app
