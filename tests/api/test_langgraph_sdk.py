@@ -87,7 +87,8 @@ def test_a_mission_runs_to_its_gate_is_resumed_with_the_payload_hash_and_ends(
     with pytest.raises(PermissionDeniedError, match="may not decide approvals"):
         list(submitter.runs.stream(thread["thread_id"], GRAPH, command={"resume": decide}))
     with pytest.raises(ConflictError, match="not the one pending"):
-        list(approver.runs.stream(thread["thread_id"], GRAPH, command={"resume": {**decide, "payload_sha256": "0" * 64}}))
+        list(approver.runs.stream(thread["thread_id"], GRAPH,
+                                  command={"resume": {**decide, "payload_sha256": "0" * 64}}))
     with pytest.raises(UnprocessableEntityError, match="does not quote the payload's SHA-256"):
         list(approver.runs.stream(thread["thread_id"], GRAPH, command={"resume": {"decision": "approve"}}))
     assert submitter.threads.get(thread["thread_id"])["status"] == "interrupted"  # nothing was decided
@@ -174,6 +175,11 @@ def test_bad_runs_are_refused_with_the_reason_and_write_nothing(
         list(sdk("admin").runs.stream(thread["thread_id"], GRAPH, command={"resume": {"decision": "approve"}}))
     with pytest.raises(UnprocessableEntityError, match="no workspace"):
         list(submitter.runs.stream(None, GRAPH, input=MISSION))
+    with pytest.raises(UnprocessableEntityError, match="not one a thread can have"):
+        list(submitter.runs.stream("no such thread!", GRAPH, input=MISSION, context={"workspace": "ws"},
+                                   if_not_exists="create"))
+    with pytest.raises(UnprocessableEntityError, match="metadata is larger"):
+        submitter.threads.create(metadata={"notes": "x" * 70_000})
     with pytest.raises(NotFoundError, match="no assistant 'other'"):
         list(submitter.runs.stream(thread["thread_id"], "other", input=MISSION, context={"workspace": "ws"}))
     with session_scope(api_settings.resolved_database_url) as session:
@@ -205,7 +211,7 @@ def test_keys_roles_and_visibility(sdk: Callable[[str], SyncLangGraphClient], cl
 
 def test_the_assistant_its_graph_and_schemas(sdk: Callable[[str], SyncLangGraphClient], client: TestClient) -> None:
     reader = sdk("auditor")
-    info = client.get("/info").json()
+    info = reader.http.get("/info")
     assert info["flags"]["assistants"] is True
     (assistant,) = reader.assistants.search()
     assert assistant["graph_id"] == GRAPH and reader.assistants.get(assistant["assistant_id"]) == assistant

@@ -69,8 +69,8 @@ def _schemas(service: Service) -> dict[str, Any]:
 
 
 @router.get("/info", response_model=dict[str, Any])
-def read_info() -> dict[str, Any]:
-    """What this server offers of the LangGraph Platform API (no key needed)."""
+def read_info(caller: CallerDep) -> dict[str, Any]:
+    """What this server offers of the LangGraph Platform API."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from orchestrator.api.deps import GRANTS, OWN_MISSIONS_ONLY, Permission, Service
 from orchestrator.api.keys import Caller
 from orchestrator.api.langgraph.resume import decision_of, mission_text
-from orchestrator.api.langgraph.schemas import RunCreate
+from orchestrator.api.langgraph.schemas import THREAD_ID, RunCreate
 from orchestrator.api.langgraph.trail import RunRecord, runs_of
 from orchestrator.api.langgraph.views import ASSISTANT_ID, GRAPH_ID
 from orchestrator.api.routers.workspaces import resolve_workspace
@@ -160,6 +161,8 @@ def start_run(service: Service, caller: Caller, thread_id: str | None, body: Run
         workspace = resolve_workspace(service.settings, _workspace(body, thread.meta if thread else
                                                                    dict(body.metadata or {})))
         if thread is None:
+            if thread_id is not None and not re.match(THREAD_ID, thread_id):
+                raise InputError(f"thread id {thread_id[:80]!r} is not one a thread can have ({THREAD_ID})")
             with session_scope(service.url) as session:
                 thread = create_thread(session, owner=caller.name, meta=dict(body.metadata or {}),
                                        thread_id=thread_id)

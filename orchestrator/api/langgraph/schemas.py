@@ -7,26 +7,36 @@ routes with a message saying so, never silently dropped.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ThreadCreate", "ThreadPatch", "ThreadSearch", "HistoryRequest", "AssistantSearch", "RunCreate",
-           "Command", "StreamModes"]
+__all__ = ["THREAD_ID", "ThreadCreate", "ThreadPatch", "ThreadSearch", "HistoryRequest", "AssistantSearch",
+           "RunCreate", "Command", "StreamModes"]
 
-_THREAD_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+THREAD_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+"""What a client may choose as a thread id (a UUID among others)."""
 StreamModes = str | list[str]
+_MAX_METADATA = 64_000
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("metadata", check_fields=False)
+    @classmethod
+    def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, default=str)) > _MAX_METADATA:
+            raise ValueError(f"metadata is larger than {_MAX_METADATA} characters of JSON")
+        return value
 
 
 class ThreadCreate(_Body):
     """A new thread; ``metadata.workspace`` names the workspace its mission will run on (or the run says)."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"metadata": {"workspace": "demo"}}]})
-    thread_id: str | None = Field(default=None, pattern=_THREAD_ID)
+    thread_id: str | None = Field(default=None, pattern=THREAD_ID)
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
     supersteps: list[dict[str, Any]] | None = None

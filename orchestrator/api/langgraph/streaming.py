@@ -140,8 +140,9 @@ def final_values(service: Service, mission_id: str, stopped: str | None) -> dict
     values = _read_values(service, mission_id)
     if stopped == "waiting_approval":
         with session_scope(service.url, readonly=True) as session:
+            rows = pending_approvals(session, mission_id=mission_id)
             gates = [{"approval_id": row.id, "kind": row.kind, "question": row.question, "payload": row.payload,
-                      "payload_sha256": row.payload_sha256} for row in pending_approvals(session, mission_id=mission_id)]
+                      "payload_sha256": row.payload_sha256} for row in rows]
         values["__interrupt__"] = [human_interrupt(gate) for gate in gates]
     if stopped in ("failed", "blocked"):
         with session_scope(service.url, readonly=True) as session:
