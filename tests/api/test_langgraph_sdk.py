@@ -30,7 +30,9 @@ from sqlalchemy import func, select
 
 from orchestrator.db import session_scope
 from orchestrator.db.models import Approval, Event, Mission, Thread
+from orchestrator.procedure import STEPS
 from tests.api.conftest import auth
+from tests.support.fake_chat import ai, call
 from tests.support.servers import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,6 +155,32 @@ def test_wait_and_background_runs(sdk: Callable[[str], SyncLangGraphClient]) -> 
     assert approver.runs.get(thread["thread_id"], run["run_id"])["status"] == "success"
     history = submitter.threads.get_history(thread["thread_id"], limit=3)
     assert len(history) == 3 and history[0]["checkpoint"]["thread_id"] == thread["thread_id"]
+
+
+def _design_fails_once() -> dict[str, list[Any]]:
+    finish = call("finish_step", "fin-design", status="failed", summary="design", reason="no owner for the table")
+    return {"ml-engineer": [ai("aligned"), ai("design", finish), ai("design again, with an owner"),
+                            *[ai(f"done {step}") for step in STEPS[2:]]]}
+
+
+def test_a_review_gate_answered_in_the_agent_inbox_shape_runs_the_step_again(make_client, keys) -> None:  # noqa: ANN001
+    app_client = make_client(_design_fails_once)
+    approver = SyncLangGraphClient(TestClient(app_client.app, headers={"x-api-key": keys["approver"]}))
+    submitter = SyncLangGraphClient(TestClient(app_client.app, headers={"x-api-key": keys["submitter"]}))
+    thread = submitter.threads.create(metadata={"workspace": "ws"})
+    values = submitter.runs.wait(thread["thread_id"], GRAPH, input=MISSION)
+    (request,) = values["__interrupt__"][0]["value"]
+    assert "no owner for the table" in request["description"]
+    sha = request["action_request"]["args"]["payload_sha256"]
+    answer = {"type": "response", "args": "name the table owner", "payload_sha256": sha}  # Agent Inbox "respond"
+    parts = list(approver.runs.stream(thread["thread_id"], GRAPH, command={"resume": [answer]}, stream_mode="updates"))
+    assert parts[1].data == {"review": {"approval_id": request["action_request"]["args"]["approval_id"],
+                                        "decision": "changes_requested", "decided_by": "approver",
+                                        "comment": "name the table owner"}}
+    assert _updated_nodes(parts)[-1] == "__interrupt__" and "design" in _updated_nodes(parts)
+    release = _interrupt(parts)["value"][0]["action_request"]
+    approver.runs.wait(thread["thread_id"], GRAPH, command={"resume": {"type": "accept", "args": release}})
+    assert submitter.threads.get(thread["thread_id"])["status"] == "idle"
 
 
 def test_bad_runs_are_refused_with_the_reason_and_write_nothing(

@@ -72,11 +72,10 @@ def _next_parts(service: Service, translator: Translator, values: _Values, missi
                                                    Event.seq >= max(position.seq, start_seq))
                                .order_by(Event.seq).limit(_BATCH)).all()
         events = [event_public(row) for row in rows]
-        decided = {int(e["payload"]["approval_id"]) for e in events if e["kind"] == "approval.decided"
-                   and e["payload"].get("approval_id") is not None} - translator.gate_kinds.keys()
-        if decided:
-            rows = session.execute(select(Approval.id, Approval.kind).where(Approval.id.in_(decided))).all()
-            translator.gate_kinds.update({row.id: row.kind for row in rows})
+        gates = {e["payload"].get("approval_id") for e in events if e["kind"].startswith("approval.")}
+        if unknown := {g for g in gates if isinstance(g, int)} - translator.gate_names.keys():
+            rows = session.execute(select(Approval.id, Approval.key).where(Approval.id.in_(unknown))).all()
+            translator.gate_names.update({row.id: row.key.split(":", 1)[0] for row in rows})
     out: list[tuple[int, int, str, Any]] = []
     for event in events:
         for index, (name, data) in enumerate(translator.parts(event)):

@@ -106,8 +106,8 @@ class Translator:
                  values: Callable[[], dict[str, Any]]) -> None:
         self.modes, self.thread_id, self.run_id, self.nodes = modes, thread_id, run_id, nodes
         self._values = values
-        self.gate_kinds: dict[int, str] = {}
-        """The kind of each gate seen (a decision's event does not repeat it); filled by the reader too."""
+        self.gate_names: dict[int, str] = {}
+        """Each approval's gate, as its key names it (``release``, ``review``, ``tool``); the reader fills it."""
         self._meta = {"thread_id": thread_id, "run_id": run_id, "graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID}
 
     def parts(self, event: dict[str, Any], *, error: str | None = None) -> list[tuple[str, Any]]:
@@ -147,11 +147,8 @@ class Translator:
         if kind == "handoff.started":
             return payload.get("to")
         if kind.startswith("approval."):
-            approval_id = payload.get("approval_id")
-            if kind == "approval.requested" and isinstance(approval_id, int):
-                self.gate_kinds[approval_id] = str(payload.get("kind", ""))
-            gate = str(payload.get("kind") or self.gate_kinds.get(approval_id, ""))  # type: ignore[arg-type]
-            for name in (f"{gate}_gate", gate):
+            gate = self.gate_names.get(payload.get("approval_id")) or str(payload.get("kind", ""))  # type: ignore[arg-type]
+            for name in (f"{gate}_gate", gate):  # the release gate's node, the review node; a tool's gate: its step
                 if gate and name in self.nodes:
                     return name
         if event["agent"] in self.nodes and event["delegation_id"] is not None:
