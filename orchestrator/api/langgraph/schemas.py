@@ -2,7 +2,8 @@
 
 Fields the SDK sends that change nothing here are accepted and ignored (tracing, durability...); fields that
 would ask for something this server does not do (webhooks, time travel, breakpoints) are refused by the
-routes with a message saying so, never silently dropped.
+routes with a message saying so, never silently dropped. A mission goes on when its client disconnects,
+whatever ``on_disconnect`` says (every stream can be joined again); cancelling is the run's cancel route.
 """
 
 from __future__ import annotations
