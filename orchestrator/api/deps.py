@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -77,18 +78,30 @@ async def get_session(service: ServiceDep) -> AsyncIterator[Session]:
     """A read-only session: the routes that take one only read, and on SQLite it takes no write lock.
 
     Opened on the event loop (a session does no I/O until its first query, which runs on the route's thread)
-    and closed on a worker thread: one thread hop per request instead of two for a plain generator."""
+    and closed on a worker thread: one thread hop per request instead of two for a plain generator. The close
+    runs outside the shared thread limit and cannot be cancelled, as FastAPI does for its own generator
+    dependencies: routes waiting in every worker thread for a pooled connection would otherwise wait forever for
+    the close that gives one back, and a cancelled close would never give it back."""
     scope = session_scope(service.url, readonly=True)
     session = scope.__enter__()
+    close_limiter = CapacityLimiter(1)  # a new limiter per close: no close waits for a free worker thread
     try:
         yield session
     except BaseException as exc:
-        await run_in_threadpool(scope.__exit__, type(exc), exc, exc.__traceback__)
+        with CancelScope(shield=True):
+            await to_thread.run_sync(scope.__exit__, type(exc), exc, exc.__traceback__, limiter=close_limiter)
         raise
-    await run_in_threadpool(scope.__exit__, None, None, None)
+    with CancelScope(shield=True):
+        await to_thread.run_sync(scope.__exit__, None, None, None, limiter=close_limiter)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+_OPEN_SESSIONS = 10
+"""Request sessions open at once, fewer than any engine's pooled connections (SQLite 5 + 10, PostgreSQL
+10 + 20, see ``orchestrator.db.engine``). A sync route's answer is validated on a worker thread while its
+session still holds a connection: were every connection held by such sessions and every worker thread taken
+by routes waiting for a connection, no request would ever finish. With fewer sessions than connections one
+is always free. Requests over the limit wait on the event loop, not on a thread."""
+SessionDep = Annotated[Session, Depends(get_session, max_concurrency=_OPEN_SESSIONS)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `orchestrator keys create --role ROLE`.")
 _api_key = APIKeyHeader(name="X-Api-Key", auto_error=False, description="The same key, as LangGraph clients send it.")

@@ -90,6 +90,35 @@ def test_a_revocation_rolled_back_keeps_the_key(idle_client: TestClient, keys: d
     assert idle_client.get("/api/v1/me", headers=headers).status_code == 200
 
 
+def test_reads_beyond_the_thread_and_connection_pools_all_answer(idle_client: TestClient,
+                                                                   keys: dict[str, str]) -> None:
+    """More requests at once than worker threads (40) and pooled connections (15): none may wait forever
+    for a connection that only a closing session, itself waiting for a thread, would give back."""
+    import anyio
+    import httpx
+
+    headers = auth(keys["admin"])
+    mission_id = idle_client.post("/api/v1/missions", json={"text": "Mission: crowd", "workspace": "ws"},
+                                  headers=headers).json()["id"]
+    paths = [f"/api/v1/missions/{mission_id}", "/api/v1/missions?limit=20", "/api/v1/me"] * 40
+    statuses: list[int] = []
+
+    async def crowd() -> None:
+        transport = httpx.ASGITransport(app=idle_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            async def one(path: str) -> None:
+                statuses.append((await client.get(path)).status_code)
+
+            # Far longer than any answer needs: reaching it means the requests wait on each other for good.
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as group:
+                    for path in paths:
+                        group.start_soon(one, path)
+
+    anyio.run(crowd)
+    assert statuses == [200] * len(paths)
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0
