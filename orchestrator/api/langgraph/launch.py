@@ -14,7 +14,7 @@ from fastapi import HTTPException
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.api.deps import GRANTS, OWN_MISSIONS_ONLY, Permission, Service
+from orchestrator.api.deps import DOES, GRANTS, OWN_MISSIONS_ONLY, Permission, Service
 from orchestrator.api.keys import Caller
 from orchestrator.api.langgraph.resume import decision_of, mission_text
 from orchestrator.api.langgraph.schemas import THREAD_ID, RunCreate
@@ -31,10 +31,6 @@ from orchestrator.mission import parse_mission
 
 __all__ = ["Started", "require", "visible_thread", "start_run", "check_assistant"]
 
-_DOES = {"mission.create": "start missions", "mission.read": "read missions", "approval.decide": "decide approvals",
-         "mission.act": "cancel missions"}
-
-
 @dataclass(frozen=True)
 class Started:
     """A run that was just started: its thread, its mission and its place on the trail."""
@@ -45,10 +41,11 @@ class Started:
 
 
 def require(caller: Caller, permission: Permission) -> None:
-    """Refuse (403) a caller whose role does not grant ``permission``, as ``/api/v1`` does."""
+    """Refuse (403) a caller whose role does not grant ``permission``, in ``/api/v1``'s words (a route here
+    needs one permission or another depending on its body, so it cannot be a dependency)."""
     if permission not in GRANTS.get(caller.role, frozenset()):
         may = " or ".join(role for role, grants in GRANTS.items() if permission in grants)
-        raise HTTPException(403, f"the {caller.role} role may not {_DOES.get(permission, permission)} "
+        raise HTTPException(403, f"the {caller.role} role may not {DOES[permission]} "
                                  f"(key {caller.name!r}); a key with the {may} role may")
 
 
