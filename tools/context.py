@@ -69,6 +69,9 @@ class ToolContext:
     delegation_id: int | None = None
     signals: list[Signal] = field(default_factory=list)
     """Failure modes raised during this call; drained by the agent loop after each call."""
+    mission: Any = None
+    """The mission's parsed spec (``orchestrator.mission.MissionSpec``) when the caller has it: tools read its
+    ``constraint_set`` when no constraint clauses are passed to them (free-text missions)."""
 
     def signal(self, kind: SignalKind, detail: str, **data: Any) -> None:
         """Raise a failure mode for the graph to route on (e.g. evaluation below threshold)."""

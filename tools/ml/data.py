@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from langchain_core.tools import tool
@@ -19,7 +19,8 @@ from tools.ml.model import file_sha256
 from tools.workspace import resolve_in_workspace
 
 __all__ = [
-    "DataError", "read_table", "read_json", "profile_frame", "fingerprint", "locate", "load_config",
+    "DataError", "read_table", "read_json", "profile_frame", "fingerprint", "locate", "load_config", "batch_files",
+    "DATA_SUFFIXES", "BATCHES_DIR",
     "profile_dataset", "fingerprint_dataset", "inspect_model", "locate_inputs",
 ]
 
@@ -101,8 +102,31 @@ def load_config(workspace: Path, path: str = "pipelines/batch-scoring.yaml") -> 
     return data
 
 
-def _first_csv(workspace: Path, words: tuple[str, ...]) -> str | None:
-    data = sorted((workspace / "data").glob("*.csv")) if (workspace / "data").is_dir() else []
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+BATCHES_DIR = "data/batches"
+"""A folder of batches (one file per batch, ordered by name): each is checked, the last is the current one."""
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def batch_files(workspace: Path, path: str) -> list[str]:
+    """The data files of a batch folder in order (by name, numbers compared as numbers); ``[path]`` for a file."""
+    target = resolve_in_workspace(workspace, path)
+    if not target.is_dir():
+        return [path]
+    files = sorted((p for p in target.iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES),
+                   key=lambda p: _natural(p.name))
+    if not files:
+        raise DataError(f"the batch folder {path!r} holds no CSV or Parquet file", path=path,
+                        fix="put one data file per batch in that folder")
+    return [p.relative_to(workspace.resolve()).as_posix() for p in files]
+
+
+def _first_data(workspace: Path, words: tuple[str, ...]) -> str | None:
+    data = sorted(p for p in (workspace / "data").iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES) \
+        if (workspace / "data").is_dir() else []
     for word in words:
         for file in data:
             if word in file.stem.lower():
@@ -110,28 +134,51 @@ def _first_csv(workspace: Path, words: tuple[str, ...]) -> str | None:
     return None
 
 
+def _header(target: Path) -> list[str]:
+    try:
+        if target.suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(target).names)
+        return list(pd.read_csv(target, nrows=0).columns)
+    except (ImportError, OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return []
+
+
 def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
     """Where the config, model and data of a mission are, from the config file or by looking around."""
+    check_workspace(workspace)
     inputs = inputs or []
     config_path = next((i for i in inputs if i.endswith((".yaml", ".yml"))), "pipelines/batch-scoring.yaml")
     config = load_config(workspace, config_path)
     model_hint = next((i.rstrip("/") for i in inputs if i.startswith("models") or i.endswith((".onnx", ".joblib", ".pkl"))), None)
     model_path = model_hint or str((config.get("model") or {}).get("path") or "")
     if not model_path and (workspace / "models").is_dir():
-        dirs = sorted(p for p in (workspace / "models").iterdir() if p.is_dir())
+        dirs = sorted(p for p in (workspace / "models").iterdir() if p.is_dir() and not p.name.endswith("-candidate"))
         model_path = dirs[0].relative_to(workspace).as_posix() if dirs else ""
+    model_meta: dict[str, Any] = {}
+    if model_path:
+        folder = workspace / model_path
+        meta_file = (folder if folder.is_dir() else folder.parent) / "model.yaml"
+        try:
+            model_meta = (yaml.safe_load(meta_file.read_text()) or {}) if meta_file.is_file() else {}
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            model_meta = {}
+        model_meta = model_meta if isinstance(model_meta, dict) else {}
     section_in = config.get("input") or {}
-    current = str(section_in.get("path") or _first_csv(workspace, ("current", "batch", "score", "new")) or "")
-    reference = str((config.get("reference") or {}).get("path") or _first_csv(workspace, ("reference", "train", "baseline")) or "")
-    label, segment = section_in.get("label_column"), section_in.get("segment_column")
+    batches = batch_files(workspace, BATCHES_DIR) if (workspace / BATCHES_DIR).is_dir() and any(
+        p.suffix in DATA_SUFFIXES for p in (workspace / BATCHES_DIR).iterdir()) else []
+    current = str(section_in.get("path") or (batches[-1] if batches else "")
+                  or _first_data(workspace, ("current", "batch", "score", "new")) or "")
+    reference = str((config.get("reference") or {}).get("path")
+                    or _first_data(workspace, ("reference", "train", "baseline")) or "")
+    label = section_in.get("label_column") or model_meta.get("label_column")
+    segment = section_in.get("segment_column")
     header: list[str] = []
     for candidate in (current, reference):
         target = workspace / candidate if candidate else None
         if target is not None and target.is_file() and target.stat().st_size:
-            try:
-                header = list(pd.read_csv(target, nrows=0).columns)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-                header = []
+            header = _header(target)
             break
     label = label or next((c for c in header if c.lower() in _LABEL_NAMES), None)
     segment = segment or next((c for c in header if c.lower() in _SEGMENT_NAMES), None)
@@ -154,6 +201,9 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
         "label_column": label,
         "segment_column": segment,
         "labelled": bool(label and label in header),
+        "batches_path": BATCHES_DIR if batches else None,
+        "batches": batches,
+        "sensitive_features": list(model_meta.get("sensitive_features") or []),
         "expected_rows_per_night": config.get("expected_rows_per_night"),
         "schedule": config.get("schedule"),
     }
@@ -161,8 +211,9 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
 
 @tool(parse_docstring=True)
 def locate_inputs(inputs: list[str], *, ctx: Ctx) -> str:
-    """Find the mission's pipeline config, model folder, reference and current data, label and segment
-    columns, a retrained candidate model (models/*-candidate) and the model the last evaluation selected.
+    """Find the mission's pipeline config, model folder, reference and current data (CSV or Parquet; with a
+    data/batches/ folder the current data is its latest batch), label and segment columns, a retrained
+    candidate model (models/*-candidate) and the model the last evaluation selected.
 
     Args:
         inputs: The mission's Inputs entries (e.g. ["models/anomaly-detector/", "pipelines/batch-scoring.yaml"]).

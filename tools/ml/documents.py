@@ -10,7 +10,8 @@ from typing import Any
 from langchain_core.tools import tool
 
 from tools.context import Ctx
-from tools.ml.alignment import ALIGNMENT_PATH, parse_constraints
+from orchestrator.constraints import format_duration
+from tools.ml.alignment import ALIGNMENT_PATH, mission_constraints
 from tools.ml.capacity import COST_PATH
 from tools.ml.data import load_config, read_json
 from tools.ml.evaluation import EVALUATION_HTML, EVALUATION_PATH
@@ -55,28 +56,37 @@ def write_design_doc(objective: str, serving_mode: str, constraints: list[str], 
         inputs: The mission's inputs (paths).
     """
     alignment = read_json(ctx.workspace, ALIGNMENT_PATH)
-    parsed = parse_constraints(constraints)
+    parsed = mission_constraints(ctx, constraints)
     config = load_config(ctx.workspace, next((i for i in inputs if i.endswith((".yaml", ".yml"))),
                                              "pipelines/batch-scoring.yaml"))
     model = alignment.get("model") or {}
-    precision = ((alignment.get("thresholds") or {}).get("metrics") or {}).get("precision") or {}
     lines = ["# Design", "", f"Objective: {objective}", "", f"## Architecture ({serving_mode})", ""]
     lines += [f"- {line}" for line in _ARCH.get(serving_mode, _ARCH["batch"])]
     if serving_mode == "online":
-        lines.append(f"- Latency budget: {parsed.latency_ms or 'not stated'} ms.")
+        lines.append("- Latency budget: " + (", ".join(f"{t.percentile} under {t.max_ms:g} ms" for t in parsed.latency)
+                                             or "not stated") + ".")
     lines += ["", "## Versions pinned at alignment", ""]
     lines.append(f"- Model `{model.get('name', '?')}` {model.get('version', '?')} ({model.get('format', '?')}), "
                  f"sha256 `{str(model.get('sha256', ''))[:16]}`.")
     for role, fp in (alignment.get("datasets") or {}).items():
         lines.append(f"- {role}: `{fp['path']}`, {fp['rows']} rows, sha256 `{fp['sha256'][:16]}`.")
     lines += ["", "## Acceptance thresholds", ""]
-    if precision.get("floor") is not None:
-        lines.append(f"- Precision floor {precision['floor']} (baseline {precision['baseline']} x "
-                     f"{1 - precision['relative_drop']:.2f}); a window needs at least {precision.get('min_labelled_rows')} "
-                     "labelled rows for the alert to be meaningful.")
+    metrics = ((alignment.get("thresholds") or {}).get("metrics") or {})
+    for name, entry in metrics.items():
+        if entry.get("limit") is None:
+            lines.append(f"- {name}: no limit yet (the reference has no labels to measure a baseline).")
+            continue
+        bound = "floor" if entry.get("direction", "below") == "below" else "ceiling"
+        change = entry.get("relative_drop", entry.get("relative_rise"))
+        how = (f"baseline {entry['baseline']}, {change:.0%} {'drop' if bound == 'floor' else 'rise'} allowed"
+               if change is not None else f"stated limit; baseline {entry.get('baseline')}")
+        lines.append(f"- {name.capitalize()} {bound} {entry['limit']} ({how})"
+                     + (f"; a window needs at least {entry['min_labelled_rows']} labelled rows for the alert to be "
+                        "meaningful" if entry.get("min_labelled_rows") else "") + ".")
     lines.append("- Drift: PSI >= 0.2 on any feature alerts (0.1 moderate), KS/chi2 reported beside it.")
-    if parsed.window_hours:
-        lines.append(f"- Run window: {parsed.window_hours:g} h ({parsed.schedule or 'scheduled'}).")
+    if parsed.window_seconds:
+        lines.append(f"- Run window: {format_duration(parsed.window_seconds)} "
+                     f"({parsed.schedule.text if parsed.schedule else 'scheduled'}).")
     lines += ["", "## Reproducibility", "",
               "- Dataset fingerprints (sha256, rows) and model hash pinned in `reports/alignment.json` and the registry.",
               "- Pinned `requirements.txt`, container image, and `reports/reproducibility-manifest.json` (versions, seeds, hashes).",

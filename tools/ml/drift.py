@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tools.ml.alignment import PSI_MODERATE, PSI_SIGNIFICANT
+from tools.ml.rules import PSI_MODERATE, PSI_SIGNIFICANT
 
 __all__ = ["quantile_edges", "psi_from_counts", "psi", "feature_drift", "drift_table"]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import yaml
 
+from tools.ml.rules import FOUR_FIFTHS
+
 __all__ = ["ALERTS_PATH", "alert_rules", "render_rules", "FOUR_FIFTHS"]
 
 ALERTS_PATH = "monitoring/alerts.yaml"
-FOUR_FIFTHS = 0.8
-"""Disparity ratio below which a segment is flagged (the four-fifths rule)."""
 
 
 def alert_rules(alignment: dict[str, Any], *, features: list[str], reference_path: str,
@@ -25,14 +25,20 @@ def alert_rules(alignment: dict[str, Any], *, features: list[str], reference_pat
         "fires_when": "psi >= threshold on any feature", "severity": "warning",
     }]
     for metric, entry in (thresholds.get("metrics") or {}).items():
-        if entry.get("floor") is None:
+        limit = entry.get("limit", entry.get("floor"))
+        if limit is None:
             continue
+        below = entry.get("direction", "below") == "below"
         rules.append({
-            "name": f"{metric}_drop", "metric": metric, "baseline": entry["baseline"], "threshold": entry["floor"],
-            "relative_drop": entry["relative_drop"], "requires_labels": True,
+            "name": entry.get("name") or f"{metric}_drop", "metric": metric, "direction": "below" if below else "above",
+            "baseline": entry.get("baseline"), "threshold": limit,
+            **({"relative_drop": entry["relative_drop"]} if "relative_drop" in entry else {}),
+            **({"relative_rise": entry["relative_rise"]} if "relative_rise" in entry else {}),
+            "requires_labels": True,
             "min_predicted_positives": entry.get("min_predicted_positives"),
             "min_labelled_rows": entry.get("min_labelled_rows"),
-            "fires_when": f"{metric} < threshold on a labelled window of at least min_labelled_rows rows",
+            "fires_when": f"{metric} {'<' if below else '>'} threshold on a labelled window"
+                          + (" of at least min_labelled_rows rows" if entry.get("min_labelled_rows") else ""),
             "severity": "critical",
         })
     if rate := thresholds.get("alert_rate"):
@@ -42,9 +48,11 @@ def alert_rules(alignment: dict[str, Any], *, features: list[str], reference_pat
             "severity": "warning",
         })
     if segment_column:
-        rules.append({"name": "bias_disparity", "segment_column": segment_column, "threshold": FOUR_FIFTHS,
-                      "fires_when": "min/max ratio of per-segment precision (or alert rate) < threshold",
-                      "severity": "warning"})
+        bias = thresholds.get("bias") or {}
+        rules.append({"name": "bias_disparity", "segment_column": segment_column,
+                      "threshold": bias.get("threshold", FOUR_FIFTHS),
+                      "fires_when": "min/max ratio across groups of a headline metric (selection rate, recall, "
+                                    "accuracy or MAE by kind) < threshold", "severity": "warning"})
     return {"version": 1, "source": "reports/alignment.json", "rules": rules}
 
 

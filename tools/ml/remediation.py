@@ -16,7 +16,8 @@ from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import read_json, read_table
 from tools.ml.errors import DataError
-from tools.ml.metrics import flags, performance, truth_flags
+from tools.ml.metrics import figures, outcome
+from tools.ml.rules import check_metrics
 from tools.ml.model import locate_model, model_info
 
 __all__ = ["retrain", "retrain_candidate", "HOLDOUT_MODULO"]
@@ -60,15 +61,20 @@ def retrain(ctx: ToolContext, *, model_path: str, reference_path: str, current_p
              ctx.write_text(f"{folder}/model.yaml", yaml.safe_dump(meta, sort_keys=False), kind="model").path]
     rows = int(answer["holdout_rows"])
     held = cur[(np.arange(len(cur)) % HOLDOUT_MODULO) == 0]
-    truth = truth_flags(info, held[label_column], path=current_path)
-    candidate = sandboxed.scores_of(answer["candidate"], rows)
-    production = sandboxed.scores_of(answer["production"], rows)
-    out = {"status": "ok", "candidate_path": folder, "version": version, "files": files,
+    candidate = outcome(info, sandboxed.scores_of(answer["candidate"], rows), held[label_column], path=current_path)
+    production = outcome(info, sandboxed.scores_of(answer["production"], rows), held[label_column],
+                         path=current_path)
+    thresholds = read_json(ctx.workspace, ALIGNMENT_PATH).get("thresholds") or {}
+    out = {"status": "ok", "candidate_path": folder, "version": version, "files": files, "kind": info.kind,
            "trained_rows": int(answer["trained_rows"]), "holdout_rows": rows,
-           "candidate": performance(truth, flags(info, candidate), candidate.score),
-           "production": performance(truth, flags(info, production), production.score),
-           "precision_floor": precision_floor}
-    out["meets_floor"] = precision_floor is None or out["candidate"]["precision"] >= precision_floor
+           "candidate": figures(candidate), "production": figures(production), "precision_floor": precision_floor}
+    alerts = check_metrics(thresholds, candidate, out["candidate"]) if thresholds.get("metrics") else []
+    out["alerts"] = [{k: a.get(k) for k in ("name", "metric", "direction", "threshold", "value", "fired")}
+                     for a in alerts]
+    if precision_floor is not None and "precision" in out["candidate"]:
+        out["meets_floor"] = out["candidate"]["precision"] >= precision_floor
+    else:
+        out["meets_floor"] = not any(a["fired"] for a in alerts)
     ctx.write_text("reports/remediation.json", json.dumps(out, indent=2), kind="report")
     return out
 

@@ -58,13 +58,14 @@ def _histogram(name: str, ref: pd.Series, cur: pd.Series) -> str:
 
 
 def _bias_chart(bias: dict[str, Any], metrics: list[str]) -> str:
-    groups = list(bias["by_group"])
+    groups = [g for g in bias["groups"] if g["feature"] == bias["sensitive_features"][0]]
     fig, ax = plt.subplots(figsize=(6, 3))
     width = 0.8 / max(len(metrics), 1)
     for i, metric in enumerate(metrics):
-        ax.bar(np.arange(len(groups)) + i * width, [bias["by_group"][g][metric] for g in groups], width, label=metric)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(metrics) - 1) / 2, groups)
-    ax.set_title(f"Metrics by {bias['segment_column']}")
+        ax.bar(np.arange(len(groups)) + i * width, [g["metrics"].get(metric, 0.0) for g in groups], width,
+               label=metric)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(metrics) - 1) / 2, [g["value"] for g in groups])
+    ax.set_title(f"Metrics by {bias['sensitive_features'][0]}")
     ax.legend()
     return _svg(fig)
 
@@ -92,11 +93,22 @@ def render_html(doc: dict[str, Any], reference: pd.DataFrame | None, current: pd
                      if pd.api.types.is_numeric_dtype(reference[f["name"]])]
     perf = doc.get("performance") or {}
     roles = [r for r in ("reference", "current") if perf.get(r)]
-    names = ["precision", "recall", "f1", "accuracy", "roc_auc", "alert_rate", "rows", "positives", "predicted_positives"]
+    names = ["precision", "recall", "f1", "accuracy", "roc_auc", "log_loss", "precision_macro", "recall_macro",
+             "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted", "mae", "rmse", "mse", "r2", "mape",
+             "mean_target", "mean_prediction", "alert_rate", "rows", "positives", "predicted_positives",
+             "unknown_labels"]
     perf_rows = [n for n in names if any(n in perf[r] for r in roles)]
+    per_class = (perf.get("current") or {}).get("per_class") or []
+    history = doc.get("history") or []
+    history_metrics = [n for n in ("precision", "f1_macro", "mae", "alert_rate", "mean_prediction")
+                       if any(n in (h.get("performance") or {}) for h in history)][:3]
+    candidate = doc.get("candidate") or {}
+    candidate_rows = [n for n in names[:-4] if n in (candidate.get("performance") or {})]
     bias = doc.get("bias")
-    bias_metrics = [m for m in ("precision", "recall", "alert_rate", "count") if bias and m in next(iter(bias["by_group"].values()))]
-    bias_svg = _bias_chart(bias, [m for m in bias_metrics if m != "count"]) if bias else ""
+    bias_metrics = sorted({m for g in bias["groups"] for m in g["metrics"]}) if bias else []
+    bias_svg = _bias_chart(bias, [m for m in bias_metrics if m not in ("mean_prediction",)][:4]) \
+        if bias and bias["groups"] else ""
     return _ENV.get_template("evaluation.html.j2").render(
         doc=doc, fmt=_fmt, psi_svg=psi_svg, hist_svgs=hist_svgs, perf_roles=roles, perf_rows=perf_rows,
+        per_class=per_class, history_metrics=history_metrics, candidate_rows=candidate_rows,
         bias_metrics=bias_metrics, bias_svg=bias_svg)

@@ -10,7 +10,7 @@ import pandas as pd
 from tests.support.records import recorded_artifacts
 from tests.tools.ml.support import PATHS, call
 from tools.context import ToolContext
-from tools.ml.alignment import align_data, parse_constraints
+from tools.ml.alignment import align_data
 from tools.ml.demo import DemoInfo, build_demo_workspace
 from tools.ml.evaluation import evaluate_model
 
@@ -23,11 +23,16 @@ def _align_and_evaluate(ctx: ToolContext, **extra: str) -> tuple[dict, dict]:
     return aligned, evaluated
 
 
-def test_constraints_become_numbers() -> None:
-    parsed = parse_constraints(CONSTRAINTS + ["p95 latency under 50 ms", "be nice"])
-    assert parsed.metric_drops == {"precision": 0.05}
-    assert parsed.window_hours == 2.0 and parsed.schedule == "nightly" and parsed.latency_ms == 50.0
-    assert parsed.unparsed == ["be nice"]
+def test_constraints_become_thresholds_in_the_alignment(tool_ctx: ToolContext, demo: DemoInfo) -> None:
+    aligned = call(align_data, tool_ctx, **PATHS, constraints=CONSTRAINTS + ["p95 latency under 50 ms", "be nice"])
+    doc = json.loads((tool_ctx.workspace / "reports/alignment.json").read_text())
+    assert doc["constraints"]["metric_drops"] == {"precision": 0.05}
+    assert doc["constraints"]["window_hours"] == 2.0 and doc["constraints"]["latency_ms"] == 50.0
+    assert doc["constraint_set"]["schedule"]["cron"] == "0 1 * * *"
+    assert "be nice" in doc["constraints"]["unparsed"]
+    assert any(f["title"] == "constraint not understood" and "be nice" in f["detail"] for f in aligned["findings"])
+    precision = doc["thresholds"]["metrics"]["precision"]
+    assert precision["direction"] == "below" and precision["limit"] == precision["floor"] == aligned["precision_floor"]
 
 
 def test_drift_flags_equal_the_injected_shift_and_precision_alert_fires(tool_ctx: ToolContext, demo: DemoInfo) -> None:
@@ -70,8 +75,12 @@ def test_segment_column_gets_bias_figures(tool_ctx: ToolContext) -> None:
     build_demo_workspace(tool_ctx.workspace, segment=True)
     _, result = _align_and_evaluate(tool_ctx, segment_column="site")
     doc = json.loads((tool_ctx.workspace / "reports/evaluation.json").read_text())
-    assert set(doc["bias"]["by_group"]) == {"north", "south", "east"}
-    assert 0 < result["bias"]["precision_ratio"] <= 1
+    assert doc["bias"]["sensitive_features"] == ["site"]
+    assert {g["value"] for g in doc["bias"]["groups"]} == {"north", "south", "east"}
+    assert all(g["rows"] > 1000 and "precision" in g["metrics"] for g in doc["bias"]["groups"])
+    recall = next(d for d in doc["bias"]["disparities"] if d["metric"] == "recall")
+    assert 0 < recall["ratio"] <= 1 and recall["difference"] >= 0
+    assert result["bias"]["passes"] == doc["bias"]["passes"]
     assert "bias_disparity" in {a["name"] for a in doc["alerts"]}
 
 
@@ -79,9 +88,12 @@ def test_no_labels_says_so_and_falls_back_to_alert_rate(tool_ctx: ToolContext, d
     current = tool_ctx.workspace / "data/current.csv"
     pd.read_csv(current).drop(columns=["is_anomaly"]).to_csv(current, index=False)
     aligned, result = _align_and_evaluate(tool_ctx)
-    assert any("precision cannot be measured" in f["detail"] for f in result["findings"])
+    assert any("metrics cannot be measured" in f["detail"] for f in result["findings"])
     assert not result["labelled"]
-    names = {a["name"] for a in result["alerts"]}
-    assert "alert_rate" in names and "precision_drop" not in names
+    alerts = {a["name"]: a for a in result["alerts"]}
+    assert "alert_rate" in alerts and not alerts["precision_drop"]["fired"]
+    doc = json.loads((tool_ctx.workspace / "reports/evaluation.json").read_text())
+    precision = next(a for a in doc["alerts"] if a["name"] == "precision_drop")
+    assert precision["measured"] is False and "no labels" in precision["note"]
     assert aligned["alert_rate_ceiling"] > aligned["baseline"]["alert_rate"]
     assert "underperforms" not in [s.kind for s in tool_ctx.signals]
