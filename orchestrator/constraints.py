@@ -18,7 +18,7 @@ from orchestrator.constraint_rules import Found, extract, residue
 from orchestrator.cron import CronError, parse_cron
 
 __all__ = ["ConstraintSet", "Schedule", "LatencyTarget", "Throughput", "MemoryBudget", "CostBudget", "AlertRule",
-           "Fairness", "RunPlan", "parse_constraints", "constraints_from", "format_duration", "DEFAULT_CRON",
+           "Fairness", "RunPlan", "parse_constraints", "constraints_from", "amend_clauses", "format_duration", "DEFAULT_CRON",
            "DEFAULT_WINDOW_SECONDS"]
 
 DEFAULT_CRON = "0 1 * * *"
@@ -405,3 +405,28 @@ def _schedule(found: list[Found], notes: list[str], not_understood: list[str], *
         not_understood.append(f"{source} ({exc})")
         return None
     return Schedule(cron=cron.expression, timezone=timezone, text=cron.describe(timezone), source_text=source)
+
+
+def amend_clauses(base: ConstraintSet, change: ConstraintSet) -> tuple[str, ...]:
+    """The clauses of ``base`` with what ``change`` states instead (a user's instruction during a run):
+    each aspect ``change`` sets (window, schedule, latency, budgets, an alert on a metric) replaces the
+    base's; the rest stays. Clauses are the phrases as written, so ``parse_constraints`` reads them back."""
+    def pick(name: str) -> Any:
+        return getattr(change, name) or getattr(base, name)
+
+    clauses: list[str] = []
+    schedule = pick("schedule")
+    if schedule is not None:
+        clauses.append(schedule.source_text)
+    window = change.window_text if change.window_seconds else base.window_text
+    if window:
+        clauses.append(window)
+    for name in ("latency", "throughput"):
+        clauses += [item.source_text for item in pick(name)]
+    for name in ("memory", "cost", "fairness"):
+        if pick(name) is not None:
+            clauses.append(pick(name).source_text)
+    changed = {rule.metric for rule in change.alerts}
+    clauses += [rule.source_text for rule in base.alerts if rule.metric not in changed]
+    clauses += [rule.source_text for rule in change.alerts]
+    return tuple(dict.fromkeys(c for c in clauses if c))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ValidationError
 
 from agents.playbooks import Call, Finish, Handoff, View, playbook_for
+from agents.playbooks.instructions import reply_to
 from orchestrator.briefs import Brief, HandoffResult
 from orchestrator.handoff import FINISH_STEP, HANDOFF_PREFIX, SUBMIT_RESULT
 from orchestrator.mission import MissionSpec
@@ -57,20 +59,27 @@ class BuiltinPlanner(BaseChatModel):
             summary = f"The built-in planner has no playbook for {facts.agent} in step {facts.step}; nothing was done."
             return self._finish(Finish(summary=summary, status="failed"), is_sub, facts)
         start = _scope_start(messages, facts, is_sub)
+        notes = tuple(_notes(messages[start - 1])) if not is_sub else ()
         view = View(mission=self.mission, agent=facts.agent, step=facts.step, workspace=Path(facts.workspace),
                     brief=_brief(messages[start - 1]) if is_sub else None, reason=facts.reason,
                     round=max(facts.round - 1, 0),  # run facts count from 1; a View counts rounds already run
-                    notes=tuple(_notes(messages[start - 1])) if not is_sub else ())
+                    notes=notes,
+                    instructions=tuple(n for m in messages[:start] if isinstance(m, HumanMessage)
+                                       for n in _notes(m)) if not is_sub else ())
         generator = playbook(view)
         turns = _turns(messages[start:])
+        # The user's messages get their answer in the lead's first turn of the step that receives them.
+        replies = "\n".join(reply_to(note) for note in notes) if not turns else ""
         try:
             move = next(generator)
             for ai, results in turns:
                 move = generator.send(_answer(move, ai, results))
         except StopIteration as stop:
             finish = stop.value if isinstance(stop.value, Finish) else Finish(summary=str(stop.value or ""))
+            if replies:
+                finish = replace(finish, summary=f"{replies}\n{finish.summary}")
             return self._finish(finish, is_sub, facts)
-        return _as_message(move, facts, turn=len(turns))
+        return _as_message(move, facts, turn=len(turns), preface=replies)
 
     @staticmethod
     def _finish(finish: Finish, is_sub: bool, facts: RunFacts) -> AIMessage:
@@ -143,7 +152,7 @@ def _answer(move: Any, ai: AIMessage, results: dict[str, ToolMessage]) -> Any:
     return parsed if isinstance(move, list) else (parsed[0] if parsed else None)
 
 
-def _as_message(move: Any, facts: RunFacts, *, turn: int) -> AIMessage:
+def _as_message(move: Any, facts: RunFacts, *, turn: int, preface: str = "") -> AIMessage:
     calls = move if isinstance(move, list) else [move]
     tool_calls = []
     for index, item in enumerate(calls):
@@ -156,4 +165,4 @@ def _as_message(move: Any, facts: RunFacts, *, turn: int) -> AIMessage:
         else:
             raise TypeError(f"a playbook yielded {item!r}; yield Call, a list of Call, or Handoff")
     names = ", ".join(call["name"] for call in tool_calls)
-    return AIMessage(content=f"Next: {names}", tool_calls=tool_calls)
+    return AIMessage(content=f"{preface}\n\nNext: {names}" if preface else f"Next: {names}", tool_calls=tool_calls)

@@ -71,7 +71,9 @@ class View:
     round: int = 0
     """How many times this step has already run (e.g. evaluation rounds)."""
     notes: tuple[str, ...] = ()
-    """Messages the user added to the mission, oldest first."""
+    """Messages the user added since the previous step (delivered with this one), oldest first."""
+    instructions: tuple[str, ...] = ()
+    """Every message the user added to the mission so far, oldest first (``notes`` are the newest)."""
 
 
 Move = Call | list[Call] | Handoff

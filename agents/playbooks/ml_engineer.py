@@ -11,6 +11,8 @@ from typing import Any
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
+from agents.playbooks.instructions import CLAUSES_MARK, read_instructions
+from orchestrator.constraints import parse_constraints
 
 __all__ = ["align", "design", "implement", "evaluate", "package", "release", "report", "manual_plan", "as_dict",
            "findings_of", "failed", "clauses"]
@@ -47,8 +49,17 @@ def findings_of(result: dict[str, Any]) -> list[Finding]:
 
 
 def clauses(view: View) -> list[str]:
-    """The mission's constraint clauses (from its Constraints line and its free text), as tools take them."""
-    return list(view.mission.constraint_set.clauses)
+    """The constraint clauses in force, as tools take them: the mission's (its Constraints line and free text)
+    amended by the user's messages so far; a sub-agent takes those its brief carries."""
+    if view.brief is not None and CLAUSES_MARK in view.brief.context:
+        carried = view.brief.context.split(CLAUSES_MARK, 1)[1]
+        return [c.strip() for c in carried.split(" | ") if c.strip()]
+    return list(read_instructions(view.mission, view.instructions).clauses)
+
+
+def _carried(view: View) -> str:
+    """The clauses in force, for a brief's context (see :func:`clauses`)."""
+    return f" {CLAUSES_MARK}" + " | ".join(clauses(view))
 
 
 def _located(view: View) -> Call:
@@ -72,7 +83,7 @@ def align(view: View) -> Playbook:
                        "data, inspect the model, compute baseline metrics, derive thresholds from the constraints.",
                   context=f"Model: {found.get('model_path')}; reference: {found.get('reference_path')}; current: "
                           f"{found.get('current_path')}; label: {found.get('label_column')}; segment: "
-                          f"{found.get('segment_column')}. Constraints: " + "; ".join(clauses(view)),
+                          f"{found.get('segment_column')}.{_carried(view)}",
                   expected_output="reports/alignment.json with fingerprints, baseline and thresholds; the figures.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("data-scientist", brief)))
     done = status == "completed"
@@ -176,9 +187,12 @@ def package(view: View) -> Playbook:
     found = as_dict((yield _located(view)))
     model = found.get("selected_model") or found.get("model_path") or ""
     config = found.get("config_path") or "pipelines/batch-scoring.yaml"
-    onnx, container = yield [Call("export_onnx_model", {"model_path": model, "data_path": found.get("reference_path") or ""}),
-                             Call("build_container", {"config_path": config})]
-    onnx, container = as_dict(onnx), as_dict(container)
+    export = Call("export_onnx_model", {"model_path": model, "data_path": found.get("reference_path") or ""})
+    if read_instructions(view.mission, view.instructions).skip_container:  # the user asked for no image
+        onnx, container = as_dict((yield export)), {"status": "skipped", "user": None}
+    else:
+        onnx, container = yield [export, Call("build_container", {"config_path": config})]
+        onnx, container = as_dict(onnx), as_dict(container)
     entry = as_dict((yield Call("register_model", {"model_path": model})))
     manifest = as_dict((yield Call("write_manifest", {"model_path": model})))
     brief = Brief(task="Security review of the workspace before release: secrets, PII columns, unsafe model loading, "
@@ -198,7 +212,8 @@ def package(view: View) -> Playbook:
         problems.append(f"security review {status}: {summary}")
     findings = findings_of(onnx) + findings_of(entry) + sec_findings
     return Finish(summary=text, findings=findings,
-                  artifacts=[p for p in (onnx.get("onnx"), "Dockerfile", entry.get("entry"), manifest.get("path")) if p]
+                  artifacts=[p for p in (onnx.get("onnx"), "Dockerfile" if container.get("status") != "skipped" else None,
+                                         entry.get("entry"), manifest.get("path")) if p]
                   + sec_artifacts, status="failed" if problems else "completed", reason="; ".join(problems))
 
 
@@ -208,7 +223,7 @@ def release(view: View) -> Playbook:
                        "the schedule the constraints state, CI workflow, rollout/rollback plan and deployment notes.",
                   context=f"Config {found.get('config_path')}; expected rows per night "
                           f"{found.get('expected_rows_per_night')}; schedule {found.get('schedule')}; constraints: "
-                          + "; ".join(view.mission.constraint_set.summary()),
+                          + "; ".join(view.mission.constraint_set.summary()) + f".{_carried(view)}",
                   expected_output="reports/cost-estimate.json, deploy/cronjob.yaml, .github/workflows/*.yml, "
                                   "docs/deployment-notes.md and the fit verdict.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("devops-engineer", brief)))
@@ -229,6 +244,10 @@ def report(view: View) -> Playbook:
     if view.mission.serving_mode == "online":
         svc = as_dict((yield Call("run_tests", {"path": "tests/test_service.py"})))
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
+    extra: list[str] = []
+    if read_instructions(view.mission, view.instructions).add_readme:  # the user asked for one during the run
+        written = as_dict((yield Call("write_file", {"path": "pipelines/README.md", "content": _readme(view, found)})))
+        extra = [] if failed(written) else ["pipelines/README.md"]
     rep = as_dict((yield Call("write_mission_report", {"objective": view.mission.objective, "checks": checks})))
     failed_checks = rep.get("failed_checks") or []
     # Close the tracking task opened in align, linked to what the mission delivered.
@@ -244,9 +263,21 @@ def report(view: View) -> Playbook:
     problem = (rep.get("error") if failed(rep) else
                f"{len(failed_checks)} of {rep.get('checks')} checks failed: " + "; ".join(map(str, failed_checks))
                if failed_checks else "")
-    return Finish(summary=summary, artifacts=[p for p in (rep.get("path"),) if p],
+    return Finish(summary=summary, artifacts=[p for p in (rep.get("path"), *extra) if p],
                   findings=[Finding(title="check failed", detail=str(row), severity="high") for row in failed_checks],
                   status="failed" if problem else "completed", reason=str(problem or "")[:2000])
+
+
+def _readme(view: View, found: dict[str, Any]) -> str:
+    """The pipeline's README: what it scores, how to run and check it, what it follows (all from the workspace)."""
+    lines = ["# Batch scoring pipeline", "", view.mission.objective, "",
+             f"- Model: `{found.get('model_path')}`; configuration: `{found.get('config_path')}`.",
+             "- Run: `python -m pipelines.batch_scoring`; check without writing: "
+             "`python -m pipelines.batch_scoring --dry-run`.", "- Tests: `pytest tests/test_batch_scoring.py`.",
+             "- Schedule and deadline: `deploy/cronjob.yaml`; rollout, rollback and monitoring: "
+             "`docs/deployment-notes.md`.", "", "## Constraints it follows", ""]
+    lines += [f"- {c}" for c in parse_constraints(clauses(view)).summary()] or ["- none stated"]
+    return "\n".join(lines) + "\n"
 
 
 def manual_plan(view: View) -> Playbook:
