@@ -69,7 +69,22 @@ def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[s
         return (f"Error: {tool.name} failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}). Its inputs may "
                 "not fit what it supports: check them, continue without it, or report the problem."), "error"
     text = output if isinstance(output, str) else json.dumps(output, default=str)
-    return text, "ok"
+    return text, _status_of(text)
+
+
+_FAILED = ("error", "failed", "blocked")
+
+
+def _status_of(text: str) -> str:
+    """A result that says it failed (``{"status": "error" | "failed" | "blocked", ...}``: a command that exited
+    non-zero, tests that failed, a check that did not pass) is recorded as an error, whatever the tool."""
+    if not text.startswith("{") or '"status"' not in text:
+        return "ok"
+    try:
+        status = json.loads(text).get("status")
+    except ValueError:
+        return "ok"
+    return "error" if status in _FAILED else "ok"
 
 
 def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str, delegation_id: int | None,
@@ -106,7 +121,7 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
     result = redact(result)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     sandboxed = None
-    if name in ("bash", "run_tests") and status == "ok":
+    if name in ("bash", "run_tests") and decision != "denied":
         try:
             sandboxed = bool(json.loads(result).get("sandboxed", True))
         except (ValueError, AttributeError):

@@ -27,7 +27,7 @@ def bash(command: str, timeout_s: float | None = None, *, ctx: Ctx) -> str:
     into one is an error naming the quota. Each call starts a fresh shell: variables and
     background processes do not survive between calls. Returns JSON with exit_code, stdout_tail,
     stderr_tail, duration_s, timed_out, truncated (long output keeps only its beginning and end, with a
-    note of the bytes dropped) and sandboxed.
+    note of the bytes dropped), sandboxed, and status (``error`` when the command failed or was killed).
 
     Args:
         command: The bash script to run, e.g. `ls -la data && python -m pytest -q`.
@@ -38,6 +38,8 @@ def bash(command: str, timeout_s: float | None = None, *, ctx: Ctx) -> str:
     payload = result.as_dict()
     payload["stdout_tail"] = redact(payload["stdout_tail"])
     payload["stderr_tail"] = redact(payload["stderr_tail"])
+    # The call's outcome is part of its result: a command that failed or was killed is an error on the record.
+    payload["status"] = "ok" if result.exit_code == 0 and not result.timed_out else "error"
     return json.dumps(payload)
 
 

@@ -89,8 +89,10 @@ def run_tests(path: str = "tests", extra_args: str = "", *, ctx: Ctx) -> str:
     finally:
         report.unlink(missing_ok=True)
     failures = summary.pop("failures")
+    passed = not result.timed_out and not summary.get("failed") and not summary.get("errors") and summary.get("passed")
     return json.dumps({
         **summary,
+        "status": "ok" if passed else "error",
         "failures": failures[:_MAX_FAILURES],
         "more_failures": max(len(failures) - _MAX_FAILURES, 0),
         "exit_code": result.exit_code,

@@ -18,6 +18,8 @@ from orchestrator.errors import ToolError
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.data import load_config
+from tools.ml.errors import DataError
+from tools.workspace import resolve_in_workspace
 from tools.ml.metrics import flags
 from tools.ml.model import file_sha256, locate_model, model_info
 
@@ -130,6 +132,10 @@ CMD ["--config", "{config}"]
 
 def write_container(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     """Write Dockerfile, requirements.txt and .dockerignore, then lint the Dockerfile with hadolint."""
+    if not resolve_in_workspace(ctx.workspace, config_path).is_file():  # the image runs the pipeline it configures
+        raise DataError(f"pipeline config {config_path!r} does not exist: the image would have nothing to run",
+                        path=config_path, fix="generate the batch pipeline first (it writes the config), or point "
+                                              "at the pipeline's YAML config")
     config = load_config(ctx.workspace, config_path)
     # The whole models folder: a retrained candidate beside the production model ships in the same image.
     model_dir = Path((config.get("model") or {}).get("path") or "models/model").parts[0]

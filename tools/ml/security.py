@@ -10,6 +10,7 @@ from typing import Any
 
 from langchain_core.tools import tool
 
+from orchestrator.errors import ToolError
 from tools.context import Ctx
 
 __all__ = ["scan", "security_scan", "SECURITY_PATH"]
@@ -122,6 +123,8 @@ def security_scan(path: str = ".", *, ctx: Ctx) -> str:
     from tools.workspace import resolve_in_workspace
 
     root = resolve_in_workspace(ctx.workspace, path)
+    if not root.exists():
+        raise ToolError(f"{path!r} does not exist in the workspace: scan '.' or a folder that exists")
     result = scan(root)
     ctx.write_text(SECURITY_PATH, json.dumps(result, indent=2), kind="report")
     if result["blocking"]:
