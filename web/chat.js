@@ -1,8 +1,8 @@
 // The conversation: one entry per recorded event, attributed to its agent and step, with approval cards.
 
-import { can, hiddenLine } from "./access.js";
 import { api, items } from "./api.js";
-import { errorNodes, showError } from "./messages.js";
+import { approvalCard, labelGate, markDecided } from "./approval.js";
+import { errorNodes } from "./messages.js";
 import { h, jsonBlock } from "./dom.js";
 import { STEP_LABEL, agentName, agentSlot, dateTime, duration, missionLabel, time } from "./format.js";
 
@@ -159,54 +159,13 @@ export class Conversation {
   }
 
   approvalCard(event, p) {
-    const id = p.approval_id;
-    const comment = h("textarea", { rows: 2, "aria-label": "Comment on your decision", placeholder: "Comment (optional)" });
-    const error = h("p.error-text", { role: "alert" });
-    const decide = async (decision) => {
-      for (const b of buttons.querySelectorAll("button")) b.disabled = true;
-      showError(error, null);
-      try {
-        const answer = await api.decide(id, decision, comment.value.trim(), p.payload_sha256);
-        this.markDecided(id, answer && answer.status ? answer : { status: decision, comment: comment.value.trim() });
-        this.onDecided?.();
-      } catch (err) {
-        showError(error, err, "decide");
-        for (const b of buttons.querySelectorAll("button")) b.disabled = false;
-      }
-    };
-    const buttons = h("div.actions",
-      h("button.btn.primary.approve", { type: "button", onclick: () => decide("approve") }, "Approve"),
-      h("button.btn.danger.reject", { type: "button", onclick: () => decide("reject") }, "Reject"));
-    const card = h("section.entry.approval.pending", { "aria-label": `Approval needed: ${labelGate(p.kind)}`,
-      dataset: { approvalId: id } },
-      h("h3", `Approval needed: ${labelGate(p.kind)}`, this.stamp(event)),
-      h("p.question", p.question || "Approve this action?"),
-      h("div.sub", "Exact payload"),
-      jsonBlock(p.payload, "Payload to approve"),
-      h("p.hash", "SHA-256 ", h("code", { title: p.payload_sha256 }, p.payload_sha256 || "")),
-      can("approval.decide") ? h("div.decision-form", comment, buttons, error)
-        : h("div.decision-form", hiddenLine("approval.decide", "Approve and Reject")),
-      h("p.decision", { hidden: true, role: "status" }));
-    this.cards.set(String(id), card);
+    const card = approvalCard(p, { stamp: this.stamp(event), onDecided: () => this.onDecided?.() });
+    this.cards.set(String(p.approval_id), card);
     return card;
   }
 
-  /** Show who decided a gate; called from the event, the decision answer and the mission's records. */
   markDecided(id, approval) {
-    const card = this.cards.get(String(id));
-    if (!card || !approval || !approval.status || approval.status === "pending") return;
-    const approved = /^approve/.test(approval.status);
-    card.classList.remove("pending");
-    card.classList.add(approved ? "approved" : "rejected");
-    card.querySelector(".decision-form").hidden = true;
-    const line = card.querySelector(".decision");
-    const current = line.dataset.by;
-    const by = approval.decided_by || current || "";
-    line.dataset.by = by;
-    line.hidden = false;
-    line.replaceChildren(h("strong", approved ? "Approved" : "Rejected"), by ? ` by ${by}` : "",
-      approval.decided_at ? ` at ${dateTime(approval.decided_at)}` : "",
-      approval.comment ? h("span", ` — “${approval.comment}”`) : "");
+    markDecided(this.cards.get(String(id)), approval);
   }
 
   /** The mission's approval records are the truth about who decided what. */
@@ -251,9 +210,6 @@ function initials(agent) {
   return name.split(/[\s-]+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
 }
 
-function labelGate(kind) {
-  return { release: "Release", production_data: "Production data access", escalation: "Escalation" }[kind] || kind || "Gate";
-}
 
 const DECIDED = { approved: "approved", rejected: "rejected", changes_requested: "sent back: changes requested" };
 

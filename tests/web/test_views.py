@@ -1,8 +1,8 @@
 """The page's views: each role sees only what it may do (the page asks ``/me`` and hides the rest with a line
 saying so), the layout fits the window at desktop and phone sizes, the audit review keeps what the reviewer picked.
 
-One server for the module; its production patterns make the demo mission's first read of ``data/current.csv``
-wait for a human, so a mission waiting for approval exists within seconds instead of a whole run.
+One server for the module. Its missions run on copies of the demo workspace whose model file is corrupt: the
+first step is blocked and waits for a human review within seconds, instead of a whole run to the release gate.
 """
 
 from __future__ import annotations
@@ -27,48 +27,36 @@ ROLES = ("submitter", "approver", "auditor", "admin")
 
 
 @pytest.fixture(scope="module")
-def server_env() -> dict[str, str]:
-    return {"ORCH_PRODUCTION_PATTERNS": json.dumps(["data/current.csv"])}
-
-
-@pytest.fixture(scope="module")
 def keys(server: LiveServer) -> dict[str, str]:
     """A key per role; the admin's is the server's own."""
     made = {role: server.create_key(role, f"{role}-web") for role in ROLES if role != "admin"}
     return {**made, "admin": server.key}
 
 
-@pytest.fixture(scope="module")
-def waiting(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
-    """The submitter's mission, stopped at a production-data gate."""
-    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": "demo", "template": "demo"})
-    created = server.api("POST", "/missions", key=keys["submitter"], json={"text": TEMPLATE_TEXT, "workspace": "demo"})
-    mission = server.wait_for_status(created["id"], {"waiting_approval", "completed", "failed"}, timeout_s=120)
-    assert mission["status"] == "waiting_approval", mission
+def _stopped_for_review(server: LiveServer, keys: dict[str, str], workspace: str) -> dict[str, Any]:
+    """The submitter's mission on a copy of the demo workspace whose model file is corrupt: its first step is
+    blocked and a human is asked to review it, seconds after it starts."""
+    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": workspace, "template": "demo"})
+    for model in (server.home / "workspaces" / workspace / "models").rglob("*.joblib"):
+        model.write_bytes(b"this is not a model")
+    created = server.api("POST", "/missions", key=keys["submitter"], json={"text": TEMPLATE_TEXT, "workspace": workspace})
+    mission = server.wait_for_status(created["id"], {"waiting_approval", "completed", "failed", "blocked"},
+                                     timeout_s=120)
+    assert mission["status"] == "waiting_approval" and mission["pending_approvals"], mission
     return mission
 
 
 @pytest.fixture(scope="module")
+def waiting(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
+    """A mission waiting for a human; no test decides it. The intact demo workspace is there too."""
+    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": "demo", "template": "demo"})
+    return _stopped_for_review(server, keys, "broken-1")
+
+
+@pytest.fixture(scope="module")
 def blocked(server: LiveServer, keys: dict[str, str]) -> dict[str, Any]:
-    """A mission on a workspace whose model file is corrupt, stopped where a human must review the blocked step
-    (the production-data reads on the way are approved)."""
-    server.api("POST", "/workspaces", key=keys["submitter"], json={"name": "broken", "template": "demo"})
-    for model in (server.home / "workspaces" / "broken" / "models").rglob("*.joblib"):
-        model.write_bytes(b"this is not a model")
-    created = server.api("POST", "/missions", key=keys["submitter"], json={"text": TEMPLATE_TEXT, "workspace": "broken"})
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        mission = server.api("GET", f"/missions/{created['id']}")
-        pending = mission["pending_approvals"]
-        if mission["status"] not in ("queued", "running", "waiting_approval"):
-            break
-        if any(a["kind"] != "production_data" for a in pending):
-            return mission
-        for gate in pending:
-            server.api("POST", f"/approvals/{gate['id']}/decision",
-                       json={"decision": "approve", "payload_sha256": gate["payload_sha256"]})
-        time.sleep(0.5)
-    raise AssertionError(f"the broken workspace's mission never asked for a review: {mission}\n{server.tail()}")
+    """Another such mission, for the tests that decide its reviews."""
+    return _stopped_for_review(server, keys, "broken-2")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -250,7 +238,7 @@ def test_the_template_names_the_workspaces_own_inputs(server: LiveServer, keys: 
                                                       waiting: dict[str, Any], new_page: Any) -> None:
     page = new_page()
     sign_in(page, server, keys["submitter"])
-    expect(page.locator("#ws-select")).to_have_value(re.compile(r"/demo$"))
+    page.get_by_label("Workspace", exact=True).select_option(str((server.home / "workspaces" / "demo").resolve()))
     page.get_by_role("button", name="Use template").click()
 
     text = page.get_by_label("Mission", exact=True)
@@ -285,12 +273,16 @@ def test_the_page_keeps_no_copy_of_the_procedure() -> None:
     # Steps and agents come from GET /procedure: no module names them.
     from orchestrator.procedure import PROCEDURE
 
+    from agents.spec import LEAD_AGENT, SUB_AGENTS
+
     web = Path(__file__).resolve().parents[2] / "web"
     for path in web.glob("*.js"):
         code = path.read_text()
-        named = [name for name in (*PROCEDURE.step_names, "ml-engineer", "data-scientist", "security-expert")
-                 if f'"{name}"' in code or f"'{name}'" in code]
-        assert not named, f"{path.name} names {named}"
+        quoted = {name for name in (*PROCEDURE.step_names, LEAD_AGENT, *SUB_AGENTS)
+                  if f'"{name}"' in code or f"'{name}'" in code}
+        # A payload field may share a step's name (the review's "manual_plan"); a list of them is a copy.
+        assert len(quoted & set(PROCEDURE.step_names)) < 2, f"{path.name} lists steps: {sorted(quoted)}"
+        assert not quoted & {LEAD_AGENT, *SUB_AGENTS}, f"{path.name} names agents: {sorted(quoted)}"
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -318,9 +310,61 @@ def test_the_step_tracker_shows_what_was_recorded(server: LiveServer, waiting: d
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_an_approval_card_shows_the_summary_and_the_decision_first(server: LiveServer, waiting: dict[str, Any],
+                                                                   new_page: Any, viewport: dict[str, int]) -> None:
+    gate = waiting["pending_approvals"][0]
+    page = new_page(viewport)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{waiting['id']}")
+    page.get_by_role("button", name="Review").click()
+    card = page.locator(f'#m-stream .approval[data-approval-id="{gate["id"]}"]')
+    expect(card.locator(".question")).to_have_text(gate["question"])
+    summary = card.locator(".approval-summary")
+    expect(summary).to_contain_text("Step outcome")
+    expect(summary).to_contain_text(gate["payload"]["status"])
+    expect(card).to_contain_text(gate["payload"]["reason"][:60])  # said once, in the question or the summary
+    for name in ("Approve", "Request changes", "Reject"):
+        button = card.get_by_role("button", name=name)
+        expect(button).to_be_in_viewport()
+    payload = card.locator("details.payload")
+    expect(payload).not_to_have_attribute("open", "")
+    shoot(page, f"approval-summary-{_name(viewport)}")
+
+    payload.locator("summary").click()
+    assert json.loads(payload.locator("pre.json").inner_text()) == gate["payload"]
+    expect(payload.locator(".hash")).to_contain_text(gate["payload_sha256"])
+
+    # Changes need words: the comment is the instruction the step runs again with.
+    card.get_by_role("button", name="Request changes").click()
+    expect(card.locator(".error-text")).to_contain_text("Say what should change")
+    expect(card).to_have_class(re.compile(r"\bpending\b"))
+
+
+def test_request_changes_runs_the_step_again_with_the_comment(server: LiveServer, blocked: dict[str, Any],
+                                                              new_page: Any) -> None:
+    review = blocked["pending_approvals"][0]
+    page = new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{blocked['id']}")
+    card = page.locator(f'#m-stream .approval[data-approval-id="{review["id"]}"]')
+    card.get_by_label("Comment on your decision").fill("Load the model from the ONNX export instead.")
+    card.get_by_role("button", name="Request changes").click()
+
+    expect(card.locator(".decision")).to_contain_text("Changes requested by web-reviewer")
+    expect(card.locator(".decision")).to_contain_text("Load the model from the ONNX export instead.")
+    step = page.locator(f'#m-steps li[data-step="{review["step"]}"]')
+    expect(step.locator(".step-state")).to_contain_text("2×", timeout=90_000)  # its second round
+    decided = next(a for a in server.api("GET", f"/missions/{blocked['id']}")["approvals"] if a["id"] == review["id"])
+    assert (decided["status"], decided["comment"]) == ("changes_requested", "Load the model from the ONNX export instead.")
+    # The model is still corrupt: the step is blocked again and a new review is asked for.
+    expect(page.locator("#m-stream .approval.pending")).to_have_count(1, timeout=90_000)
+    shoot(page, "request-changes-desktop")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_blocked_step_waits_for_review_then_ends_the_mission_blocked(
         server: LiveServer, blocked: dict[str, Any], new_page: Any, viewport: dict[str, int]) -> None:
-    review = next(a for a in server.api("GET", f"/missions/{blocked['id']}")["approvals"] if a["kind"] != "production_data")
+    review = server.api("GET", f"/missions/{blocked['id']}")["approvals"][-1]  # the latest review
     page = new_page(viewport)
     sign_in(page, server)
     page.goto(f"{server.url}/#/missions/{blocked['id']}")
