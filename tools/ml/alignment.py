@@ -16,6 +16,7 @@ from orchestrator.constraints import ConstraintSet, parse_constraints
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.data import batch_files, fingerprint, profile_frame, read_table
+from tools.ml.errors import DataError
 from tools.ml.metrics import figures, outcome, unlabelled_figures
 from tools.ml.model import file_sha256, locate_model
 from tools.ml.rules import PSI_MODERATE, PSI_SIGNIFICANT, propose_thresholds
@@ -94,6 +95,13 @@ def align(ctx: ToolContext, *, model_path: str, reference_path: str, current_pat
             out["baseline"] = unlabelled_figures(info, scores)
     out["labelled"] = bool(label) and all(label in f.columns for f in frames.values()) and bool(frames)
     thresholds = propose_thresholds(cs, kind=info.kind, baseline=out["baseline"], reference=reference)
+    named = [e["name"] for e in thresholds["metrics"].values()] if thresholds["source"] == "mission constraints" else []
+    if named and "current" in frames and (not label or label not in frames["current"].columns):
+        # The mission asks for a metric that needs labels: monitoring the alert rate instead would not be it.
+        raise DataError(f"the monitored batch {current!r} has no label column ({label or 'none is known'!r}), and the "
+                        f"mission's rule(s) {', '.join(named)} need labels to be measured", path=current,
+                        fix=f"add the ground-truth column {label or '(the label)'} to {current}, or drop the metric "
+                            "constraint from the mission (alert-rate monitoring then stands in)")
     out["thresholds"] = thresholds
     out["constraints"] = _legacy_constraints(cs, thresholds)
     findings += [_finding("medium", "constraint not checked", note) for note in thresholds["not_checked"]]

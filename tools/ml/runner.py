@@ -232,11 +232,33 @@ class Model:
                           fix=f"provide data with the model's feature columns ({', '.join(self.features[:8])}"
                               f"{', ...' if len(self.features) > 8 else ''})")
         x = frame[self.features]
+        missing_cells = x.isna().sum()
+        if missing_cells.any() and not self._takes_missing():
+            columns = {str(c): int(n) for c, n in missing_cells.items() if n}
+            raise Failure("data", f"{path!r} has missing values in model features "
+                          f"{dict(list(columns.items())[:10])} (column: empty cells)", path=path,
+                          fix="fill or drop the rows with missing values; if the model handles them (an imputer, "
+                              "a gradient-boosting model), say so with 'missing_values: allowed' in model.yaml")
         if self.session is not None and len(self.session.get_inputs()) > 1:
             return {i.name: _column_feed(x[i.name], i.type, path) for i in self.session.get_inputs()}
         if self.frame_input:
             return x
         return _numeric_matrix(x, path)
+
+    def _takes_missing(self) -> bool:
+        """Whether empty cells are expected: declared in model.yaml, or an imputer / NaN-aware estimator inside."""
+        if str(self.meta.get("missing_values", "")).lower() in ("allowed", "true", "yes"):
+            return True
+        seen, stack = 0, [self.estimator]
+        while stack and seen < 200:
+            seen += 1
+            node = stack.pop()
+            name = type(node).__name__
+            if name.endswith("Imputer") or name.startswith("HistGradientBoosting"):
+                return True
+            stack += [s for _, s in getattr(node, "steps", None) or []]
+            stack += [t for _, t, _ in getattr(node, "transformers_", None) or []]
+        return False
 
     def score(self, frame: Any, path: str) -> dict[str, Any]:
         """Predictions of one dataset: ``pred`` (class index, value or anomaly flag), ``proba``, ``score``."""

@@ -6,7 +6,9 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
+from orchestrator.errors import UnusableInput
 from tests.support.records import recorded_artifacts
 from tests.tools.ml.support import PATHS, call
 from tools.context import ToolContext
@@ -84,16 +86,26 @@ def test_segment_column_gets_bias_figures(tool_ctx: ToolContext) -> None:
     assert "bias_disparity" in {a["name"] for a in doc["alerts"]}
 
 
-def test_no_labels_says_so_and_falls_back_to_alert_rate(tool_ctx: ToolContext, demo: DemoInfo) -> None:
+def test_no_labels_without_a_named_metric_falls_back_to_alert_rate(tool_ctx: ToolContext, demo: DemoInfo) -> None:
     current = tool_ctx.workspace / "data/current.csv"
     pd.read_csv(current).drop(columns=["is_anomaly"]).to_csv(current, index=False)
-    aligned, result = _align_and_evaluate(tool_ctx)
+    aligned = call(align_data, tool_ctx, **PATHS, constraints=["Run nightly within 2-hour window"])
+    result = call(evaluate_model, tool_ctx, **PATHS)
     assert any("metrics cannot be measured" in f["detail"] for f in result["findings"])
     assert not result["labelled"]
     alerts = {a["name"]: a for a in result["alerts"]}
-    assert "alert_rate" in alerts and not alerts["precision_drop"]["fired"]
+    assert "alert_rate" in alerts and not alerts["precision_drop"]["fired"]  # the default rule: not measurable
     doc = json.loads((tool_ctx.workspace / "reports/evaluation.json").read_text())
     precision = next(a for a in doc["alerts"] if a["name"] == "precision_drop")
     assert precision["measured"] is False and "no labels" in precision["note"]
     assert aligned["alert_rate_ceiling"] > aligned["baseline"]["alert_rate"]
     assert "underperforms" not in [s.kind for s in tool_ctx.signals]
+
+
+def test_no_labels_when_the_mission_names_a_metric_is_unusable_input(tool_ctx: ToolContext, demo: DemoInfo) -> None:
+    current = tool_ctx.workspace / "data/current.csv"
+    pd.read_csv(current).drop(columns=["is_anomaly"]).to_csv(current, index=False)
+    with pytest.raises(UnusableInput) as caught:
+        call(align_data, tool_ctx, **PATHS, constraints=CONSTRAINTS)
+    assert caught.value.path == "data/current.csv" and "precision_drop" in str(caught.value)
+    assert "is_anomaly" in caught.value.fix

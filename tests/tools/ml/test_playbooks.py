@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from tests.support.records import recorded_artifacts
-from tests.tools.ml.support import ONLINE_MISSION, new_run
+from tests.tools.ml.support import BATCH_MISSION, ONLINE_MISSION, new_run
 from tools.context import ToolContext
 from tools.ml.demo import DemoInfo, build_demo_workspace
 
@@ -81,9 +81,10 @@ def test_online_mission_builds_a_tested_app(tool_ctx: ToolContext, demo: DemoInf
 
 
 def test_unlabelled_batch_evaluates_on_alert_rate(tool_ctx: ToolContext, demo: DemoInfo) -> None:
+    """No labels and no metric named by the mission: the alert rate stands in for precision."""
     current = tool_ctx.workspace / "data/current.csv"
     pd.read_csv(current).drop(columns=["is_anomaly"]).to_csv(current, index=False)
-    run = new_run(tool_ctx)
+    run = new_run(tool_ctx, BATCH_MISSION.replace("; alert on precision drop >5%", ""))
     aligned = run.step("align")
     assert aligned.status == "completed"
     result = run.step("evaluate")
