@@ -65,7 +65,8 @@ class BuiltinPlanner(BaseChatModel):
                     round=max(facts.round - 1, 0),  # run facts count from 1; a View counts rounds already run
                     notes=notes,
                     instructions=tuple(n for m in messages[:start] if isinstance(m, HumanMessage)
-                                       for n in _notes(m)) if not is_sub else ())
+                                       for n in _notes(m)) if not is_sub else (),
+                    outcomes=_outcomes(messages[:start]) if not is_sub else ())
         generator = playbook(view)
         turns = _turns(messages[start:])
         # The user's messages get their answer in the lead's first turn of the step that receives them.
@@ -110,6 +111,18 @@ def _brief(message: BaseMessage) -> Brief:
     fields = dict(_BRIEF_RE.findall(message.content if isinstance(message.content, str) else ""))
     return Brief(task=fields.get("Task", ""), context=fields.get("Context", ""),
                  expected_output=fields.get("Expected output", ""))
+
+
+def _outcomes(messages: list[BaseMessage]) -> tuple[tuple[str, str, str], ...]:
+    """The lead's own ``finish_step`` verdicts in its conversation, the latest round of each step."""
+    latest: dict[str, tuple[str, str, str]] = {}
+    for message in messages:
+        for tool_call in message.tool_calls if isinstance(message, AIMessage) else []:
+            if tool_call["name"] == FINISH_STEP:
+                step = str(tool_call["id"] or "").split(".r", 1)[0]
+                args = tool_call["args"]
+                latest[step] = (step, str(args.get("status", "done")), str(args.get("reason", "")))
+    return tuple(latest.values())
 
 
 def _notes(message: BaseMessage) -> list[str]:

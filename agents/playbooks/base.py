@@ -74,6 +74,8 @@ class View:
     """Messages the user added since the previous step (delivered with this one), oldest first."""
     instructions: tuple[str, ...] = ()
     """Every message the user added to the mission so far, oldest first (``notes`` are the newest)."""
+    outcomes: tuple[tuple[str, str, str], ...] = ()
+    """(step, status, reason) the lead concluded for each step finished so far, the latest round of each."""
 
 
 Move = Call | list[Call] | Handoff

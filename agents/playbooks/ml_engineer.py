@@ -244,6 +244,8 @@ def report(view: View) -> Playbook:
     if view.mission.serving_mode == "online":
         svc = as_dict((yield Call("run_tests", {"path": "tests/test_service.py"})))
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
+    # The procedure's own outcomes are checks too: a step a person let pass as failed is not a passed check.
+    checks["steps"] = {step: {"status": status, "reason": reason} for step, status, reason in view.outcomes}
     extra: list[str] = []
     if read_instructions(view.mission, view.instructions).add_readme:  # the user asked for one during the run
         written = as_dict((yield Call("write_file", {"path": "pipelines/README.md", "content": _readme(view, found)})))

@@ -103,6 +103,12 @@ def _check_lines(workspace: Path, checks: dict[str, Any]) -> list[str]:
     evaluation, parity = read_json(workspace, EVALUATION_PATH), read_json(workspace, PARITY_PATH)
     hadolint, cost, security = read_json(workspace, HADOLINT_PATH), read_json(workspace, COST_PATH), read_json(workspace, SECURITY_PATH)
     rows = []
+    steps = checks.get("steps") or {}
+    if isinstance(steps, dict) and steps:
+        done = [name for name, o in steps.items() if isinstance(o, dict) and o.get("status") == "done"]
+        rows.append(("Procedure steps", f"{len(done)} of {len(steps)} done", len(done) == len(steps)))
+        rows += [(f"Step {name}", f"{o.get('status')}: {o.get('reason') or 'no reason given'}", False)
+                 for name, o in steps.items() if isinstance(o, dict) and o.get("status") != "done"]
     if "dry_run_exit_code" in checks:
         rows.append(("Dry run `python -m pipelines.batch_scoring --dry-run`", f"exit code {checks['dry_run_exit_code']}",
                      checks["dry_run_exit_code"] == 0))
@@ -139,7 +145,8 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
     Args:
         objective: The mission's objective sentence.
         checks: Results of validation commands run in this step, e.g. {"dry_run_exit_code": 0,
-            "pipeline_tests": {"passed": 7, "failed": 0, "errors": 0}}.
+            "pipeline_tests": {"passed": 7, "failed": 0, "errors": 0}}, and the procedure's step outcomes
+            {"steps": {"align": {"status": "done", "reason": ""}, ...}}.
     """
     checks = checks or {}
     deliverables = [("Batch-scoring package", "pipelines/batch_scoring/__init__.py"),
