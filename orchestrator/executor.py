@@ -23,6 +23,7 @@ from orchestrator.errors import ToolDenied, ToolError, UnusableInput
 from orchestrator.events import EventKind
 from orchestrator.gates import ask_human
 from orchestrator.journal import Journal, save_tool_call
+from orchestrator.mcp_tools import tool_source
 from orchestrator.recorder import DatabaseRecorder
 from tools.context import Signal, ToolContext
 from tools.policy import call_fingerprint, check_allowed, digest, production_targets
@@ -72,12 +73,12 @@ def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[s
     return text, _status_of(text)
 
 
-_FAILED = ("error", "failed", "blocked")
+_FAILED = ("error", "failed")
 
 
 def _status_of(text: str) -> str:
-    """A result that says it failed (``{"status": "error" | "failed" | "blocked", ...}``: a command that exited
-    non-zero, tests that failed, a check that did not pass) is recorded as an error, whatever the tool."""
+    """A result that says it failed (``{"status": "error" | "failed", ...}``: a command that exited non-zero,
+    tests that failed, a check that did not pass) is recorded as an error, whatever the tool."""
     if not text.startswith("{") or '"status"' not in text:
         return "ok"
     try:
@@ -139,7 +140,8 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
                      payload={"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": args_sha256,
                               "result_preview": result[:_PREVIEW], "result_sha256": result_sha256,
                               "status": status, "decision": decision, "duration_ms": duration_ms,
-                              "sandboxed": sandboxed, "signals": [s.kind for s in signals]})
+                              "sandboxed": sandboxed, "signals": [s.kind for s in signals],
+                              "source": tool_source(allowed.get(name))})
     log.info("tool %s by %s in %s: %s (%.0f ms)", name, agent, step, status, duration_ms)
     return CallOutcome(ToolMessage(content=result, tool_call_id=call_id, name=name,
                                    status="success" if status == "ok" else "error"), signals)

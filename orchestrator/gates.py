@@ -148,8 +148,12 @@ def ended(state: MissionState, more: list[Any] | None = None) -> dict[str, str]:
     risks = [*(state.get("risks") or []), *(more or [])]
     if not risks:
         return {"status": "completed", "reason": ""}
-    listed = "; ".join(f"{r['step']} {r['status']} ({r['reason'][:160]}), accepted by {r['accepted_by']}"
-                       for r in risks)
+    # Steps that failed for the same reason (an input every later step needed) are said once.
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for risk in risks:
+        grouped.setdefault((risk["status"], risk["reason"][:200], risk["accepted_by"]), []).append(risk["step"])
+    listed = "; ".join(f"{', '.join(steps)} {status} ({why}), accepted by {by}"
+                       for (status, why, by), steps in grouped.items())
     return {"status": "completed_with_risks", "reason": listed}
 
 

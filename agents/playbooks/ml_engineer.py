@@ -263,11 +263,17 @@ def report(view: View) -> Playbook:
     summary = (f"Mission report {rep.get('path')}: {rep.get('checks')} checks, {len(failed_checks)} failed; "
                f"{rep.get('deliverables')} deliverables linked; not produced: {', '.join(rep.get('not_produced') or []) or 'none'}.")
     problem = (rep.get("error") if failed(rep) else
-               f"{len(failed_checks)} of {rep.get('checks')} checks failed: " + "; ".join(map(str, failed_checks))
+               f"{len(failed_checks)} of {rep.get('checks')} checks failed: " + "; ".join(map(_check_text, failed_checks))
                if failed_checks else "")
     return Finish(summary=summary, artifacts=[p for p in (rep.get("path"), *extra) if p],
                   findings=[Finding(title="check failed", detail=str(row), severity="high") for row in failed_checks],
                   status="failed" if problem else "completed", reason=str(problem or "")[:2000])
+
+
+def _check_text(row: Any) -> str:
+    """A report table row (``| check | FAIL | detail |``) as a sentence: ``check: detail``."""
+    cells = [c.strip() for c in str(row).strip().strip("|").split("|")]
+    return f"{cells[0]}: {cells[-1][:200]}" if len(cells) >= 3 else str(row)
 
 
 def _readme(view: View, found: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.playbooks import PLAYBOOKS
 from agents.playbooks.base import Call, Finding, Finish, Playbook, View
-from agents.playbooks.ml_engineer import as_dict
+from agents.playbooks.ml_engineer import as_dict, failed
 
 __all__ = ["review"]
 
@@ -19,7 +19,7 @@ def review(view: View) -> Playbook:
                         detail=f"{f['path']}{':' + str(f['line']) if f.get('line') else ''}: {f['detail']}")
                 for f in scan.get("findings", [])]
     licences = ", ".join(f"{lic['package']} {lic['licence']}" for lic in scan.get("licences", [])[:12])
-    blocked = scan.get("status") == "blocked"
+    blocked = bool(scan.get("blocking")) or failed(scan)
     summary = (f"Security scan: {counts.get('high', 0)} high, {counts.get('medium', 0)} medium, {counts.get('low', 0)} low "
                f"findings ({scan.get('path')}). " + ("Release blocked until the high findings are fixed. " if blocked else "")
                + f"Licences: {licences}.")

@@ -131,6 +131,8 @@ def security_scan(path: str = ".", *, ctx: Ctx) -> str:
         high = [f for f in result["findings"] if f["severity"] == "high"]
         ctx.signal("compliance", f"{len(high)} high-severity security finding(s): "
                    + "; ".join(f"{f['title']} in {f['path']}" for f in high[:5]), findings=high[:20])
-    return json.dumps({"status": "blocked" if result["blocking"] else "ok", "path": SECURITY_PATH,
+    # A blocking finding is a failed check: the call is recorded as an error, and release is blocked.
+    return json.dumps({"status": "failed" if result["blocking"] else "ok", "blocking": result["blocking"],
+                       "path": SECURITY_PATH,
                        "counts": result["counts"], "findings": result["findings"][:30],
                        "licences": result["licences"]})

@@ -26,7 +26,7 @@ def test_secret_and_pii_are_high_and_signal_compliance(tool_ctx: ToolContext, de
     result = call(security_scan, tool_ctx)
     titles = {(f["category"], f["path"]) for f in result["findings"] if f["severity"] == "high"}
     assert ("secret", "pipelines/settings.py") in titles and ("pii", "data/customers.csv") in titles
-    assert result["status"] == "blocked" and [s.kind for s in tool_ctx.signals] == ["compliance"]
+    assert result["status"] == "failed" and result["blocking"] and [s.kind for s in tool_ctx.signals] == ["compliance"]
 
 
 def test_online_app_tests_pass(tool_ctx: ToolContext, demo: DemoInfo) -> None:
