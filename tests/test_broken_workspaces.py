@@ -119,7 +119,7 @@ def test_a_workspace_that_is_a_file_is_refused_with_a_clear_error(tmp_path: Path
     mission = tmp_path / "mission.md"
     mission.write_text(MISSION)
     done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", "--workspace", str(not_a_dir),
-                           "--mission-file", str(mission)], capture_output=True, text=True, timeout=120,
+                           "--mission-file", str(mission)], capture_output=True, text=True, timeout=120, check=False,
                           env={"ORCH_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert "not a directory" in done.stderr and str(not_a_dir) in done.stderr
