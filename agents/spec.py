@@ -9,9 +9,10 @@ from typing import Literal
 
 import frontmatter
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import AgentDefinitionError
+from orchestrator.mcp_config import McpServer, parse_servers
 
 __all__ = ["AgentSpec", "AgentName", "SUB_AGENTS", "LEAD_AGENT", "agent_title"]
 
@@ -46,11 +47,19 @@ class AgentSpec(BaseModel):
     tooling_profile: str | None = Field(default=None, alias="toolingProfile")
     model: str | None = None
     """Chat model for this agent only (``provider:model`` or ``builtin``); the settings' model otherwise."""
+    mcp_servers: dict[str, McpServer | None] = Field(default_factory=dict, alias="mcpServers")
+    """MCP servers whose tools this agent gets (Claude Code's ``mcpServers``); a name alone (None) is the
+    settings' server of that name (``orchestrator.mcp_tools``)."""
     instructions: str = ""
     source: str = ""
     """Where the definition was read from."""
     sha256: str = ""
     """SHA-256 of the definition file's bytes: the provenance recorded with every delegation."""
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _servers(cls, value: object) -> dict[str, McpServer | None]:
+        return parse_servers(value)
 
     @property
     def title(self) -> str:

@@ -25,9 +25,9 @@ from orchestrator.handoff import (
     submit_result_tool,
 )
 from orchestrator.journal import Journal
+from orchestrator.toolset import tools_of
 from tools.context import Signal
 from tools.redaction import redact
-from tools.registry import tools_for
 
 __all__ = ["run_agent", "LoopResult"]
 
@@ -67,7 +67,7 @@ def run_agent(*, run: RunContext, agent: AgentSpec, system: str, history: list[B
               scope: str, delegation_id: int | None = None, peers: list[AgentSpec] = (),  # type: ignore[assignment]
               is_sub: bool = False, journal: Journal | None = None) -> LoopResult:
     """Run ``agent`` from ``history`` until it answers, hands off (lead) or submits its result (sub-agent)."""
-    tools = tools_for(agent.tools, profile=agent.tooling_profile)
+    tools = tools_of(agent, run)  # the registry's, and the agent's MCP servers' (orchestrator.mcp_tools)
     allowed = {tool.name: tool for tool in tools}
     control = [create_handoff_tool(peer) for peer in peers] + [submit_result_tool() if is_sub else finish_step_tool()]
     bound = run.model_factory(agent, run).bind_tools([*tools, *control])

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.mcp_config import McpServer
+
 __all__ = ["Settings", "get_settings", "DEFAULT_PRODUCTION_PATTERNS"]
 
 DEFAULT_PRODUCTION_PATTERNS: tuple[str, ...] = (
@@ -91,6 +93,14 @@ class Settings(BaseSettings):
     )
     tavily_base_url: str | None = None
     """Override of Tavily's API base URL (tests point it at a local fake server)."""
+
+    mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
+    """MCP servers (Claude Code's ``mcpServers`` form, as JSON) whose tools every agent gets; one named like a
+    capability (``Context7``, ``DeepWiki``, ``MicrosoftDocs``) serves only the agents whose ``tools:`` name it."""
+    mcp_start_timeout_s: float = 30.0
+    """How long an MCP server may take to start (stdio) or answer its first request (HTTP)."""
+    mcp_call_timeout_s: float = 120.0
+    """How long one MCP tool call may take (a server's own ``timeout`` wins)."""
 
     price_input_per_mtok: float | None = None
     """Price of a million input tokens of the configured model, to record each delegation's cost."""

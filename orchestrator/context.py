@@ -33,6 +33,9 @@ class RunContext:
     fresh: bool = False
     """The run starts the mission from its initial state. No node of a fresh run executes twice (a crash or
     an interrupt ends the run), so none can find journal records of its own: nodes skip those reads."""
+    replay: bool = False
+    """The mission is re-driven from its record (``orchestrator.replay``): every answer and result comes from
+    the journal, and a tool call the record does not have runs nothing."""
 
     @property
     def database_url(self) -> str:

@@ -96,6 +96,8 @@ class ToolCalled(_Payload):
     duration_ms: float
     args: dict[str, Any] = {}
     result_preview: str = ""
+    source: str | None = None
+    """What served the call: ``builtin``, ``builtin:offline-docs`` or ``mcp:<server>`` (``orchestrator.toolset``)."""
 
 
 class Message(_Payload):
