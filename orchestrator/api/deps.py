@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from anyio import CancelScope, CapacityLimiter, to_thread
@@ -57,8 +58,9 @@ class Service:
     """The callers of recently presented keys (an authenticated request reads no key row)."""
     extras: dict[str, object] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def url(self) -> str:
+        # Resolved once: the default SQLite path is resolved on the file system at every call otherwise.
         return self.settings.resolved_database_url
 
 

@@ -7,12 +7,13 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
-from sqlalchemy import Select, literal, or_, select, tuple_
+from sqlalchemy import Engine, Select, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.archive import ArchiveLimits, read_capped, unpacked
@@ -21,7 +22,7 @@ from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
 from orchestrator.api.schemas import MissionCreate, MissionPage, MissionPublic, MissionSummary
-from orchestrator.db import session_scope
+from orchestrator.db import engine_for, session_scope
 from orchestrator.db.approvals import pending_approvals
 from orchestrator.db.models import Delegation, Mission
 from orchestrator.errors import InputError, InvalidTransition
@@ -115,9 +116,14 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_SUMMARY_COLUMNS = (Mission.id, Mission.status, Mission.current_step, Mission.owner, Mission.workspace,
+                    Mission.spec, Mission.created_at, Mission.error)
+"""What a list line shows (the attributes ``mission_summary`` reads), not the text, leases or chain."""
+
+
 def page_statement(*, caller: Caller, status: str | None = None, agent: str | None = None,
                    created_after: datetime | None = None, created_before: datetime | None = None,
-                   after: tuple[datetime, str] | None = None, limit: int = 50) -> Select[tuple[Mission]]:
+                   after: tuple[datetime, str] | None = None, limit: int = 50) -> Select:
     """One page of missions, newest first, ``limit + 1`` rows (the extra one says whether a next page exists).
 
     Keyset pagination: the page starts strictly after the ``after`` row in (created_at, id) order, so every
@@ -125,8 +131,7 @@ def page_statement(*, caller: Caller, status: str | None = None, agent: str | No
     order is an index's order (``(created_at, id)``, or ``(owner|status, created_at, id)`` when those filter),
     so the database reads ``limit + 1`` index entries instead of sorting the table.
     """
-    stmt = (select(Mission).options(defer(Mission.text))
-            .order_by(Mission.created_at.desc(), Mission.id.desc()).limit(limit + 1))
+    stmt = select(*_SUMMARY_COLUMNS).order_by(Mission.created_at.desc(), Mission.id.desc()).limit(limit + 1)
     if caller.role in OWN_MISSIONS_ONLY:
         stmt = stmt.where(Mission.owner == caller.name)
     if status:
@@ -146,13 +151,22 @@ def page_statement(*, caller: Caller, status: str | None = None, agent: str | No
     return stmt
 
 
-def _page(url: str, caller: Caller, *, limit: int, **filters: object) -> MissionPage:
-    with session_scope(url, readonly=True) as session:
-        rows = list(session.scalars(page_statement(caller=caller, limit=limit, **filters)))  # type: ignore[arg-type]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return MissionPage(items=[mission_summary(m) for m in rows],
-                           next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+@lru_cache(maxsize=8)
+def _reader(url: str) -> Engine:
+    """The engine's read-only face: on SQLite a read takes no write lock (see ``orchestrator.db.engine``)."""
+    return engine_for(url).execution_options(orch_readonly=True)
+
+
+def _page_json(url: str, caller: Caller, *, limit: int, **filters: object) -> str:
+    """One page as JSON: rows on a plain connection (no ORM objects) serialized once, here."""
+    with _reader(url).connect() as conn:
+        rows = conn.execute(page_statement(caller=caller, limit=limit, **filters)).all()  # type: ignore[arg-type]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # A row of _SUMMARY_COLUMNS has the attributes mission_summary reads from a Mission.
+    page = MissionPage(items=[mission_summary(row) for row in rows],  # type: ignore[arg-type]
+                       next_cursor=_encode_cursor(rows[-1]) if more and rows else None)  # type: ignore[arg-type]
+    return page.model_dump_json()
 
 
 @router.get("", response_model=MissionPage)
@@ -161,12 +175,14 @@ async def list_missions(service: ServiceDep, caller: Reader,
                         agent: Annotated[str | None, Query(max_length=64, description="Lead or delegated agent.")] = None,
                         created_after: datetime | None = None, created_before: datetime | None = None,
                         cursor: Annotated[str | None, Query(max_length=400)] = None,
-                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> MissionPage:
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Response:
     """List missions, newest first, filtered by status, agent and creation time; cursor-paginated."""
     after = _decode_cursor(cursor) if cursor else None
-    # One hop to a worker thread for the whole page (session, query, rows): not one per dependency.
-    return await run_in_threadpool(_page, service.url, caller, limit=limit, status=status_, agent=agent,
+    # One hop to a worker thread for the whole page (connection, query, rows, JSON), and the JSON goes out as
+    # it is: FastAPI would validate and serialize the page a second time.
+    body = await run_in_threadpool(_page_json, service.url, caller, limit=limit, status=status_, agent=agent,
                                    created_after=created_after, created_before=created_before, after=after)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{mission_id}", response_model=MissionPublic)
