@@ -27,8 +27,17 @@ export class Conversation {
     node.dataset.kind = event.kind;
     if (event.agent) node.dataset.agent = event.agent;
     const atBottom = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 80;
-    this.stream.append(node);
+    this.stream.insertBefore(node, this.summary && this.summary.isConnected ? this.summary : null);
     if (atBottom) this.stream.scrollTop = this.stream.scrollHeight;
+  }
+
+  /** The end-of-mission summary, kept as the conversation's last entry (`null` removes it). */
+  setSummary(card) {
+    const atBottom = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 80;
+    if (this.summary && this.summary.isConnected) this.summary.replaceWith(...(card ? [card] : []));
+    else if (card) this.stream.append(card);
+    this.summary = card;
+    if (atBottom && card) this.stream.scrollTop = this.stream.scrollHeight;
   }
 
   render(event) {

@@ -10,11 +10,12 @@ import { errorNodes } from "./messages.js";
 import { FINISHED } from "./procedure.js";
 import { drawProcedure } from "./flow.js";
 import { renderArtifacts, renderStepDetail, renderSteps } from "./progress.js";
+import { summaryCard } from "./summary.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_KINDS = new Set(["mission.status", "step.started", "step.finished", "approval.requested",
   "approval.decided", "artifact.written", "handoff.started", "handoff.finished", "task.created", "task.updated"]);
-// The drawing starts open where there is room for it; the person's choice then holds for the tab's session.
+// The drawing starts folded (the conversation keeps its room); once opened it stays open for the tab's session.
 const FLOW_OPEN = "orchestrator.flowOpen";
 
 /** The open mission; `close()` stops its stream. */
@@ -46,7 +47,7 @@ export class MissionView {
     $("m-steps").replaceChildren();
     $("m-step-detail").hidden = true;
     const flow = $("m-flow");
-    flow.open = (sessionStorage.getItem(FLOW_OPEN) ?? String(matchMedia("(min-width: 761px)").matches)) === "true";
+    flow.open = sessionStorage.getItem(FLOW_OPEN) === "true";
     flow.ontoggle = () => {
       sessionStorage.setItem(FLOW_OPEN, String(flow.open));
       if (flow.open && this.mission) drawProcedure($("m-flow-drawing"), this.mission);
@@ -127,11 +128,15 @@ export class MissionView {
     error.hidden = !(FINISHED.has(m.status) && m.status !== "completed") && !reason;
     error.className = `alert ${m.status === "completed_with_risks" ? "warn" : "bad"}`;
     error.replaceChildren(h("strong", `Mission ${missionLabel(m.status)}${reason ? ": " : "."}`),
-      reason || (m.status === "failed" ? "no reason was recorded." : ""));
+      h("span.reason", { title: reason || "" }, reason || (m.status === "failed" ? "no reason was recorded." : "")));
     $("m-cancel").hidden = FINISHED.has(m.status) || !can("mission.act");
     this.renderSteps();
     if ($("m-flow").open) drawProcedure($("m-flow-drawing"), m);
     this.chat.syncApprovals(m.approvals);
+    this.chat.setSummary(FINISHED.has(m.status) ? summaryCard(m, {
+      openArtifact: (path) => this.openArtifact(path),
+      showFiles: () => { location.hash = `#/missions/${this.id}/files`; },
+    }) : null);
     const pending = m.pending_approvals || (m.approvals || []).filter((a) => a.status === "pending");
     $("pending-bar").hidden = !pending.length;
     $("pending-text").textContent = pending.length

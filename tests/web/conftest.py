@@ -6,6 +6,7 @@ browser context per page so sessionStorage (the API key) never leaks between tes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,13 @@ class LiveServer:
     log: Path
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+
+    def show(self, mission_id: str) -> dict[str, Any]:
+        """``orchestrator missions show ID --json`` on this server's records, as a person would run it."""
+        shown = subprocess.run([_cli(), "missions", "show", mission_id, "--json"], env=self.env, capture_output=True,
+                               text=True, timeout=120, check=False)
+        assert shown.returncode == 0, f"missions show failed:\n{shown.stdout}\n{shown.stderr}"
+        return json.loads(shown.stdout)
 
     def create_key(self, role: str, name: str) -> str:
         """A new API key, made as an operator makes one: ``orchestrator keys create``."""

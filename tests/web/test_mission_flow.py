@@ -92,6 +92,24 @@ def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: An
     for step in ("align", "design", "implement", "evaluate", "package", "release"):
         expect(page.locator(f'#m-steps li[data-step="{step}"]')).to_have_attribute("data-status", "done")
     expect(page.locator("#m-stream .entry.note.ok").last).to_contain_text("completed")
+
+    # The summary card says what `missions show --json` says.
+    shown = server.show(mission_id)
+    summary = page.locator("#m-stream .summary-card")
+    expect(summary.locator(".pill")).to_have_text("completed")
+    expect(summary.locator("dd.delegations")).to_contain_text(f"{len(shown['delegations'])} (")
+    checks = shown.get("checks") or (shown.get("report") or {}).get("checks")
+    if checks:
+        rows = summary.locator(".summary-checks li")
+        expect(rows).to_have_count(len(checks))
+        passed = summary.locator(".summary-checks li.pass")
+        expect(passed).to_have_count(sum(1 for c in checks if c.get("passed") is True or c.get("status") == "pass"))
+    else:  # the record has no structured checks yet: the report step's own words and the report
+        report = next(s for s in shown["steps"] if s["name"] == "report")
+        expect(summary.locator(".checks-from-report")).to_contain_text(report["summary"][:40])
+    expect(summary.locator("ul.deliverables a", has_text="reports/mission-report.md")).to_be_visible()
+    summary.scroll_into_view_if_needed()
+    shoot(page, "summary-completed-desktop")
     page.locator("#m-stream details.tool summary").first.click()
     expect(page.locator("#m-stream details.tool[open] pre.json").first).to_be_visible()
     shoot(page, "chat-completed-desktop")

@@ -302,6 +302,7 @@ def test_the_step_tracker_shows_what_was_recorded(server: LiveServer, waiting: d
     first, last = steps.first.bounding_box(), steps.last.bounding_box()
     assert abs(first["y"] - last["y"]) < 2, (first, last)
     if viewport == DESKTOP:
+        page.get_by_text("Procedure and delegations").click()  # folded until asked for
         flow = page.locator("svg.flow")
         expect(flow).to_be_visible()
         expect(page.locator(f'svg.flow g.flow-node.current[data-node="{mission["current_step"]}"]')).to_have_count(1)
@@ -389,3 +390,15 @@ def test_a_blocked_step_waits_for_review_then_ends_the_mission_blocked(
         expect(page.locator(f'#m-steps li[data-step="{later}"]')).not_to_have_attribute("data-status", "done")
     expect(page.get_by_label("Message to the agents")).to_be_disabled()
     shoot(page, f"step-blocked-{_name(viewport)}")
+
+    # The end reads like a CI run: status and why, checks, deliverables, duration, delegations, cost.
+    shown = server.show(blocked["id"])
+    card = page.locator("#m-stream .summary-card")
+    expect(card).to_be_visible()
+    expect(card.locator(".pill")).to_have_text("blocked")
+    expect(card.locator(".summary-title")).to_contain_text((shown.get("reason") or shown["error"])[:60])
+    expect(card.locator("dd.delegations")).to_contain_text(f"{len(shown['delegations'])} (")
+    for check in shown.get("checks") or []:
+        expect(card.locator(f'.summary-checks li[data-check="{check["name"]}"]')).to_be_visible()
+    card.scroll_into_view_if_needed()
+    shoot(page, f"summary-blocked-{_name(viewport)}")
