@@ -25,6 +25,7 @@ from orchestrator.handoff import (
     submit_result_tool,
 )
 from orchestrator.journal import Journal
+from orchestrator.telemetry import agent_turn
 from orchestrator.toolset import tools_of
 from tools.context import Signal
 from tools.redaction import redact
@@ -55,9 +56,11 @@ def _ask_model(journal: Journal, agent: AgentSpec, bound, system: SystemMessage,
     recorded = journal.turns.get(key)
     if recorded is not None:
         return recorded
-    answer = bound.invoke([system, *messages])
-    if not isinstance(answer, AIMessage):
-        answer = AIMessage(content=str(answer.content))
+    with agent_turn(agent=agent.name, step=step, key=key) as turn:  # a span when tracing is on
+        answer = bound.invoke([system, *messages])
+        if not isinstance(answer, AIMessage):
+            answer = AIMessage(content=str(answer.content))
+        turn.usage(answer.usage_metadata)
     answer.content = redact(answer.content) if isinstance(answer.content, str) else answer.content
     journal.add_turn(key, answer, agent=agent.name, step=step, delegation_id=delegation_id)
     return answer

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     mcp_call_timeout_s: float = 120.0
     """How long one MCP tool call may take (a server's own ``timeout`` wins)."""
 
+    otel_endpoint: str | None = None
+    """OTLP/HTTP endpoint receiving the missions' traces (e.g. ``http://collector:4318/v1/traces``); unset: no
+    tracing, at no cost (``orchestrator.telemetry``; needs ``pip install 'ml-orchestrator[otel]'``)."""
+    otel_service_name: str = "ml-orchestrator"
+    otel_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Headers sent with each export (e.g. a collector's API key)."""
+
     price_input_per_mtok: float | None = None
     """Price of a million input tokens of the configured model, to record each delegation's cost."""
     price_output_per_mtok: float | None = None

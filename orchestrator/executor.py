@@ -25,6 +25,7 @@ from orchestrator.gates import ask_human
 from orchestrator.journal import Journal, save_tool_call
 from orchestrator.mcp_tools import tool_source
 from orchestrator.recorder import DatabaseRecorder
+from orchestrator.telemetry import record_tool_call
 from tools.context import Signal, ToolContext
 from tools.policy import call_fingerprint, check_allowed, digest, production_targets
 from tools.redaction import redact, redact_obj
@@ -142,6 +143,8 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
                               "status": status, "decision": decision, "duration_ms": duration_ms,
                               "sandboxed": sandboxed, "signals": [s.kind for s in signals],
                               "source": tool_source(allowed.get(name))})
+    record_tool_call(tool=name, agent=agent, step=step, status=status, decision=decision, call_id=call_id,
+                     source=tool_source(allowed.get(name)), duration_ms=duration_ms)  # a span when tracing is on
     log.info("tool %s by %s in %s: %s (%.0f ms)", name, agent, step, status, duration_ms)
     return CallOutcome(ToolMessage(content=result, tool_call_id=call_id, name=name,
                                    status="success" if status == "ok" else "error"), signals)

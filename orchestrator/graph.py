@@ -39,6 +39,7 @@ from orchestrator.journal import Journal
 from orchestrator.procedure import AFTER_DETOUR, PROCEDURE, STEPS
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
 from orchestrator.state import INITIAL_STATE, MissionState, OpenedStep, PendingHandoff, Review
+from orchestrator.telemetry import traced_node
 
 __all__ = ["build_graph", "first_input"]
 
@@ -305,6 +306,7 @@ def build_graph(agents: Mapping[str, AgentSpec]) -> StateGraph:
              **{name: _make_subagent_node(name) for name in SUB_AGENTS},
              "review": review, "release_gate": release_gate}
     for name in PROCEDURE.nodes:
-        graph.add_node(name, nodes[name], destinations=PROCEDURE.destinations(name))
+        kind = "step" if name in PROCEDURE.step_names else "delegation" if name in SUB_AGENTS else "gate"
+        graph.add_node(name, traced_node(name, nodes[name], kind=kind), destinations=PROCEDURE.destinations(name))
     graph.add_edge(START, PROCEDURE.steps[0].name)
     return graph

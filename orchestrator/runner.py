@@ -46,6 +46,8 @@ from orchestrator.leases import LeaseKeeper
 from orchestrator.mission import MissionSpec, parse_mission
 from orchestrator.procedure import TERMINAL
 from orchestrator.state import INITIAL_STATE
+from orchestrator.telemetry import configure as configure_tracing
+from orchestrator.telemetry import mission_span
 from orchestrator.views import approval_view
 
 __all__ = ["Runner"]
@@ -104,6 +106,7 @@ class Runner:
         self._last_cancel_check = 0.0
         self._saver = open_checkpointer(self.url)
         self._leases = LeaseKeeper(self.url, worker=self.worker_id, lease_s=settings.lease_seconds)
+        configure_tracing(settings)  # spans over OTLP when ORCH_OTEL_ENDPOINT is set; nothing otherwise
         self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
         _freeze_startup_heap()
 
@@ -191,8 +194,8 @@ class Runner:
         context, graph_input = self._start(mission_id, claimed=claimed, graph_input=graph_input)
         status: str | None = None
         try:
-            with self._leases.hold(mission_id):
-                status = self._drive(context, graph_input)
+            with self._leases.hold(mission_id), mission_span(context) as span:  # a span when tracing is on
+                status = span.outcome(self._drive(context, graph_input))
             return status
         finally:
             if status not in TERMINAL:  # a terminal status change already cleared the lease

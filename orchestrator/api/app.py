@@ -132,4 +132,7 @@ def create_app(settings: Settings | None = None, *, model_factory: ModelFactory 
     langgraph.register(app, settings)
     _mount_web(app)
     app.openapi = lambda: _openapi_with_problem(app)  # type: ignore[method-assign]
+    from orchestrator.telemetry import instrument_app
+
+    instrument_app(app)  # request spans when tracing is on (the runner above configured it from the settings)
     return app
