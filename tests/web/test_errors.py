@@ -118,8 +118,8 @@ def test_no_page_module_shows_a_status_phrase_or_route_outside_the_catalogue() -
     for path in sorted(WEB.glob("*.js")) + [WEB / "index.html"]:
         if path.name in ("api.js", "messages.js"):
             continue
-        code = re.sub(r"/\*.*?\*/|<!--.*?-->", "", path.read_text(), flags=re.S)
-        code = re.sub(r"^\s*//.*$|\s//\s.*$", "", code, flags=re.M)  # comments are documentation
+        code = re.sub(r"/\*.*?\*/|<!--.*?-->", "", path.read_text(), flags=re.DOTALL)
+        code = re.sub(r"^\s*//.*$|\s//\s.*$", "", code, flags=re.MULTILINE)  # comments are documentation
         strings = (re.findall(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`', code) if path.suffix == ".js"
                    else re.findall(r">([^<]+)<", code))
         offending = [s for s in strings if STATIC_ROUTE.search(s) or any(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,7 +161,7 @@ def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: An
         page.get_by_role("button", name="Export JSONL").click()
     download = download_info.value
     assert download.suggested_filename == f"mission-{mission_id}-audit.jsonl"
-    lines = [json.loads(line) for line in open(download.path()).read().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in Path(download.path()).read_text().splitlines() if line.strip()]
     verify = server.api("GET", f"/missions/{mission_id}/audit/verify")
     assert len(lines) >= verify["events"] and verify["intact"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from agents.spec import LEAD_AGENT, SUB_AGENTS
 from orchestrator.api.deps import GRANTS
+from orchestrator.procedure import PROCEDURE
 from tests.web.conftest import DESKTOP, PHONE, LiveServer, shoot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -259,8 +260,6 @@ def test_the_template_names_the_workspaces_own_inputs(server: LiveServer, keys: 
 
 
 def test_the_procedure_route_serves_the_declaration(server: LiveServer, keys: dict[str, str]) -> None:
-    from orchestrator.procedure import PROCEDURE
-
     declared = server.api("GET", "/procedure", key=keys["auditor"])
     assert [s["name"] for s in declared["steps"]] == list(PROCEDURE.step_names)
     assert [s["name"] for s in declared["steps"] if s["listed"]] == list(PROCEDURE.listed)
@@ -271,10 +270,6 @@ def test_the_procedure_route_serves_the_declaration(server: LiveServer, keys: di
 
 def test_the_page_keeps_no_copy_of_the_procedure() -> None:
     # Steps and agents come from GET /procedure: no module names them.
-    from orchestrator.procedure import PROCEDURE
-
-    from agents.spec import LEAD_AGENT, SUB_AGENTS
-
     web = Path(__file__).resolve().parents[2] / "web"
     for path in web.glob("*.js"):
         code = path.read_text()

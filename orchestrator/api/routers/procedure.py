@@ -7,14 +7,14 @@ from typing import Literal, get_args
 
 from fastapi import APIRouter
 from langgraph.graph import END
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.spec import LEAD_AGENT, SUB_AGENTS, agent_title
 from orchestrator.api.deps import Reader
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.procedure import AFTER_DETOUR, PROCEDURE, MissionStatus, Outcome, StepStatus
 
-__all__ = ["router", "ProcedurePublic"]
+__all__ = ["ProcedurePublic", "router"]
 
 router = APIRouter(prefix="/procedure", tags=["procedure"], responses=PROBLEM_RESPONSES)
 
@@ -51,7 +51,7 @@ class ProcedureEdgePublic(BaseModel):
     to: str
     label: str
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class FailureEdgePublic(BaseModel):
