@@ -3,16 +3,23 @@
 A lease says which process runs a mission; it expires unless renewed, so a mission whose process died
 can be taken over. Starting a thread per run would cost every mission its start and join; one thread,
 started with the first mission and woken every third of a lease, serves them all.
+
+Each claim gives the lease a new epoch, and the run's writes are fenced by it
+(:class:`~orchestrator.db.direct.Fence`). A renewal that finds the lease gone (another worker claimed the
+mission after this process was paused or cut off), or no successful renewal for a whole lease (the database
+was unreachable: someone else may hold it by now), marks the fence lost: the runner stops before its next write.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from orchestrator.db import session_scope
+from orchestrator.db.direct import Fence
 from orchestrator.db.missions import renew_lease
 
 __all__ = ["LeaseKeeper"]
@@ -25,24 +32,30 @@ class LeaseKeeper:
 
     def __init__(self, url: str, *, worker: str, lease_s: float) -> None:
         self.url, self.worker, self.lease_s = url, worker, lease_s
-        self._held: set[str] = set()
+        self._held: dict[str, Fence] = {}
+        self._renewed: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def hold(self, mission_id: str) -> Iterator[None]:
-        """Keep the mission's lease alive for the duration of the block."""
+    def hold(self, mission_id: str, *, epoch: int | None = None) -> Iterator[Fence]:
+        """Keep the mission's lease (claimed at ``epoch``) alive for the block; the fence it yields is marked
+        lost when a renewal finds the lease gone."""
+        fence = Fence(mission_id=mission_id, worker=self.worker, epoch=epoch)
         with self._lock:
-            self._held.add(mission_id)
+            self._held[mission_id] = fence
+            self._renewed[mission_id] = time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
                 self._thread.start()
         try:
-            yield
+            yield fence
         finally:
             with self._lock:
-                self._held.discard(mission_id)
+                if self._held.get(mission_id) is fence:
+                    del self._held[mission_id]
+                    self._renewed.pop(mission_id, None)
 
     def close(self) -> None:
         self._stop.set()
@@ -52,10 +65,28 @@ class LeaseKeeper:
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
             with self._lock:
-                held = sorted(self._held)
-            for mission_id in held:
-                try:
-                    with session_scope(self.url) as session:
-                        renew_lease(session, mission_id=mission_id, worker=self.worker, lease_s=self.lease_s)
-                except Exception:  # a missed heartbeat only shortens the lease
-                    log.warning("lease heartbeat for mission %s failed", mission_id, exc_info=True)
+                held = list(self._held.values())
+            for fence in held:
+                self._renew(fence)
+
+    def _renew(self, fence: Fence) -> None:
+        try:
+            with session_scope(self.url) as session:
+                renewed = renew_lease(session, mission_id=fence.mission_id, worker=self.worker,
+                                      lease_s=self.lease_s, epoch=fence.epoch)
+        except Exception:  # a missed heartbeat only shortens the lease, until a whole lease has gone by
+            log.warning("lease heartbeat for mission %s failed", fence.mission_id, exc_info=True)
+            with self._lock:
+                last = self._renewed.get(fence.mission_id, time.monotonic())
+            if time.monotonic() - last > self.lease_s and not fence.lost.is_set():
+                fence.lost.set()
+                log.warning("mission %s: no lease renewal for %.0f s (more than the lease); this runner (%s) "
+                            "stops before its next write", fence.mission_id, time.monotonic() - last, self.worker)
+            return
+        if renewed:
+            with self._lock:
+                self._renewed[fence.mission_id] = time.monotonic()
+        elif not fence.lost.is_set():
+            fence.lost.set()
+            log.warning("mission %s: the lease of this runner (%s, epoch %s) was taken over or released; it stops "
+                        "before its next write", fence.mission_id, self.worker, fence.epoch)

@@ -27,7 +27,7 @@ from orchestrator.config import Settings
 from orchestrator.context import ModelFactory, RunContext
 from orchestrator.db import session_scope
 from orchestrator.db.approvals import Decision, decide_approval, pending_approvals
-from orchestrator.db.direct import Transaction, transaction
+from orchestrator.db.direct import LeaseLost, Transaction, current_fence, fenced, transaction
 from orchestrator.db.missions import (
     claim_mission,
     create_mission,
@@ -149,9 +149,9 @@ class Runner:
     def _config(self, mission_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}
 
-    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> tuple[RunContext, Any]:
+    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> tuple[RunContext, Any, int]:
         """One transaction: check the mission can run, take its lease, mark it running (starting its first
-        step if it never ran); returns the run context and the graph input."""
+        step if it never ran); returns the run context, the graph input and the lease's epoch."""
         runnable = graph_input is None or isinstance(graph_input, (dict, Command))
         # Direct statements (orchestrator.db.direct): every run of every mission starts here.
         with transaction(self.url) as tx:
@@ -162,7 +162,12 @@ class Runner:
                 raise InvalidTransition(f"mission {mission_id} is waiting for an approval: "
                                         f"`orchestrator approve {mission_id}` (or --reject) first")
             if not claimed:
-                self._claim(tx, mission_id, owner=mission.lease_owner)
+                epoch = self._claim(tx, mission_id, owner=mission.lease_owner)
+            elif mission.lease_owner == self.worker_id:
+                epoch = mission.lease_epoch
+            else:
+                raise LeaseLost(f"mission {mission_id} was claimed by this worker ({self.worker_id}) but is held by "
+                                f"{mission.lease_owner or 'nobody'} now; not running it")
             # A mission still queued with no checkpoint was never started: none of its nodes ran before.
             fresh = isinstance(graph_input, dict) and mission.status == "queued"
             if runnable:
@@ -173,15 +178,16 @@ class Runner:
                                  mission=MissionSpec.model_validate(mission.spec), workspace=Path(mission.workspace),
                                  model_factory=self.model_factory, auto_approve_by=mission.auto_approve_by,
                                  fresh=fresh)
-            return context, graph_input
+            return context, graph_input, epoch
 
-    def _claim(self, tx: Transaction, mission_id: str, *, owner: str | None) -> None:
+    def _claim(self, tx: Transaction, mission_id: str, *, owner: str | None) -> int:
+        """Take the mission's lease; returns its new epoch."""
         lease_s = self.settings.lease_seconds
-        if claim_mission(tx, mission_id=mission_id, worker=self.worker_id, lease_s=lease_s):
-            return
-        if _dead_local_owner(owner) and claim_mission(tx, mission_id=mission_id, worker=self.worker_id,
-                                                      lease_s=lease_s, dead_owner=owner):
-            return
+        if (epoch := claim_mission(tx, mission_id=mission_id, worker=self.worker_id, lease_s=lease_s)) is not None:
+            return epoch
+        if _dead_local_owner(owner) and (epoch := claim_mission(tx, mission_id=mission_id, worker=self.worker_id,
+                                                                lease_s=lease_s, dead_owner=owner)) is not None:
+            return epoch
         raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease expires")
 
     def run(self, mission_id: str, *, claimed: bool = False) -> str:
@@ -191,10 +197,12 @@ class Runner:
         with ``claim_next``), so the mission is not claimed a second time.
         """
         graph_input = self._graph_input(mission_id)
-        context, graph_input = self._start(mission_id, claimed=claimed, graph_input=graph_input)
+        context, graph_input, epoch = self._start(mission_id, claimed=claimed, graph_input=graph_input)
         status: str | None = None
         try:
-            with self._leases.hold(mission_id), mission_span(context) as span:  # a span when tracing is on
+            # Every write of the run checks the lease is still this claim's (orchestrator.db.direct.Fence).
+            with (self._leases.hold(mission_id, epoch=epoch) as fence, fenced(fence),
+                  mission_span(context) as span):  # a span when tracing is on
                 status = span.outcome(self._drive(context, graph_input))
             return status
         finally:
@@ -246,6 +254,10 @@ class Runner:
                             outcome = update["outcome"]
                     if self._cancelled(mission_id):
                         return "cancelled"
+                    if (fence := current_fence()) is not None:
+                        fence.ensure_held()  # a renewal found the lease gone: stop before the next step
+            except LeaseLost as exc:
+                return self._lost(mission_id, exc)
             except (LimitExceeded, GraphRecursionError) as exc:
                 reason = str(exc) if isinstance(exc, LimitExceeded) else (
                     f"recursion limit of {self.settings.recursion_limit} graph steps reached (ORCH_RECURSION_LIMIT)")
@@ -265,6 +277,16 @@ class Runner:
         if not outcome:  # the graph always decides an outcome at its end: a run that stopped without one failed
             return self._set(mission_id, "failed", error="the procedure stopped without an outcome (see the log)")
         return self._set(mission_id, outcome["status"], error=outcome.get("reason") or None)
+
+    def _lost(self, mission_id: str, exc: LeaseLost) -> str:
+        """The run lost its lease: it stops, writing nothing more. A mission that ended meanwhile (cancelled)
+        says so; one another runner took over raises, so that the caller does not take its status for this run's."""
+        with session_scope(self.url, readonly=True) as session:
+            status = session.scalar(select(Mission.status).where(Mission.id == mission_id))
+        if status in TERMINAL:
+            return str(status)
+        log.warning("mission %s: this runner (%s) stopped: %s", mission_id, self.worker_id, exc)
+        raise exc
 
     def _cancelled(self, mission_id: str) -> bool:
         """Checked between graph steps, at most every half second (cancel is rare; steps are many)."""

@@ -14,18 +14,22 @@ for the writes that need nothing but these statements (a Session costs about 60 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, event
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session, SessionTransaction
 
 from orchestrator.db.engine import engine_for
+from orchestrator.errors import OrchestratorError
 
-__all__ = ["Statement", "Transaction", "Writer", "transaction", "dialect_name"]
+__all__ = ["Statement", "Transaction", "Writer", "transaction", "dialect_name", "Fence", "LeaseLost", "fenced",
+           "current_fence"]
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 Processor = Callable[[Any], Any] | None
@@ -61,7 +65,10 @@ def transaction(url: str) -> Iterator[Transaction]:
             dbapi.execute("BEGIN IMMEDIATE")
         cursor = dbapi.cursor()
         try:
-            yield Transaction(engine.dialect, cursor)
+            tx = Transaction(engine.dialect, cursor)
+            if (fence := _FENCE.get()) is not None:
+                fence.check(tx)
+            yield tx
         except BaseException:
             cursor.close()
             dbapi.rollback()
@@ -79,6 +86,79 @@ def transaction(url: str) -> Iterator[Transaction]:
 
 def dialect_name(writer: Writer) -> str:
     return writer.dialect.name if isinstance(writer, Transaction) else writer.get_bind().dialect.name
+
+
+class LeaseLost(OrchestratorError):
+    """This runner no longer holds the mission's lease (another claimed it, or it ran out unrenewed): it must
+    stop without writing anything more."""
+
+
+@dataclass
+class Fence:
+    """The lease a runner holds on a mission, as every one of its write transactions checks it.
+
+    Each claim of a mission increments its ``lease_epoch``. While a run is :func:`fenced`, every write
+    transaction (direct, or a session's) first reads the mission's lease holder and epoch, locking the row on
+    PostgreSQL (so a concurrent claim waits for this transaction to end; SQLite's write lock does the same),
+    and raises :class:`LeaseLost`, writing nothing, when they are no longer this runner's.
+    """
+
+    mission_id: str
+    worker: str
+    epoch: int | None
+    """The epoch of this runner's claim (None: the holder alone is checked)."""
+    lost: threading.Event = field(default_factory=threading.Event)
+    """Set when the lease is known to be gone (a renewal found it taken, or none succeeded for a whole lease):
+    from then on no transaction even begins."""
+
+    def ensure_held(self) -> None:
+        """Raise :class:`LeaseLost` if the lease is known to be lost (no database read: between actions)."""
+        if self.lost.is_set():
+            raise LeaseLost(f"mission {self.mission_id}: the lease of this runner ({self.worker}, epoch "
+                            f"{self.epoch}) is lost; it stops without writing")
+
+    def check(self, writer: Writer) -> None:
+        """Raise :class:`LeaseLost` unless the mission's lease is still this runner's, in ``writer``'s transaction."""
+        self.ensure_held()
+        read = _LEASE if dialect_name(writer) == "sqlite" else _LEASE_LOCKED
+        rows = read.run(writer, {"id": self.mission_id})
+        owner, epoch = rows[0] if rows else (None, None)
+        if owner != self.worker or (self.epoch is not None and epoch != self.epoch):
+            self.lost.set()
+            raise LeaseLost(f"mission {self.mission_id}: this runner ({self.worker}) claimed it at lease epoch "
+                            f"{self.epoch}; it is now held by {owner or 'nobody'} at epoch {epoch}, so this "
+                            "runner stops without writing")
+
+
+_FENCE: ContextVar[Fence | None] = ContextVar("orchestrator_fence", default=None)
+
+
+@contextmanager
+def fenced(fence: Fence) -> Iterator[Fence]:
+    """Check ``fence`` in every write transaction begun in this context (LangGraph carries the context into
+    the threads that run nodes and tools)."""
+    token = _FENCE.set(fence)
+    try:
+        yield fence
+    finally:
+        _FENCE.reset(token)
+
+
+def current_fence() -> Fence | None:
+    """The fence of the run in progress in this context, if any (to check before an action that is no write)."""
+    return _FENCE.get()
+
+
+@event.listens_for(Session, "after_begin")
+def _fence_session(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    fence = _FENCE.get()
+    if fence is None or connection.get_execution_options().get("orch_readonly", False):
+        return
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        fence.check(Transaction(connection.dialect, cursor))
+    finally:
+        cursor.close()
 
 
 @dataclass(frozen=True)
@@ -154,3 +234,14 @@ class Statement:
             return rows
         return [tuple(value if proc is None else proc(value)
                       for proc, value in zip(compiled.results, row, strict=True)) for row in rows]
+
+
+def _lease_statement(suffix: str) -> Statement:
+    from orchestrator.db.models import Mission  # the models import nothing of this module; keep it that way
+
+    return Statement("SELECT lease_owner, lease_epoch FROM missions WHERE id = :id" + suffix, Mission.__table__,
+                     returns=("lease_owner", "lease_epoch"))
+
+
+_LEASE = _lease_statement("")
+_LEASE_LOCKED = _lease_statement(" FOR UPDATE")

@@ -188,11 +188,12 @@ def unread_notes(session: Writer, *, mission_id: str, after: int) -> tuple[list[
     return [str(payload.get("text", "")) for _, payload in rows], (rows[-1][0] if rows else after)
 
 
-_CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expires_at = :lease_expires_at "
+_CLAIM = Statement("UPDATE missions SET lease_owner = :lease_owner, lease_expires_at = :lease_expires_at, "
+                   "lease_epoch = lease_epoch + 1 "
                    "WHERE id = :id AND status IN ('queued', 'running') AND (lease_owner IS NULL "
-                   "OR lease_owner = :lease_owner OR lease_expires_at < :now) RETURNING id",
+                   "OR lease_owner = :lease_owner OR lease_expires_at < :now) RETURNING lease_epoch",
                    Mission.__table__, params={"now": "lease_expires_at"},
-                   returns=("id",))
+                   returns=("lease_epoch",))
 
 
 _DROP_LEASE = Statement("UPDATE missions SET lease_owner = NULL, lease_expires_at = NULL "
@@ -200,14 +201,16 @@ _DROP_LEASE = Statement("UPDATE missions SET lease_owner = NULL, lease_expires_a
 
 
 def claim_mission(session: Writer, *, mission_id: str, worker: str, lease_s: float,
-                  dead_owner: str | None = None) -> bool:
-    """Take the lease on a queued or running mission if it is free (or its lease expired); False when
-    someone else holds it. ``dead_owner``: a holder known to be dead, whose lease is dropped first."""
+                  dead_owner: str | None = None) -> int | None:
+    """Take the lease on a queued or running mission if it is free (or its lease expired); returns the new
+    lease epoch (every claim makes one: :class:`~orchestrator.db.direct.Fence`), None when someone else holds
+    it. ``dead_owner``: a holder known to be dead, whose lease is dropped first."""
     now = utcnow()
     if dead_owner is not None:
         _DROP_LEASE.run(session, {"id": mission_id, "lease_owner": dead_owner})
-    return bool(_CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
-                                     "lease_expires_at": now + timedelta(seconds=lease_s)}))
+    claimed = _CLAIM.run(session, {"id": mission_id, "lease_owner": worker, "now": now,
+                                   "lease_expires_at": now + timedelta(seconds=lease_s)})
+    return claimed[0][0] if claimed else None
 
 
 class RunRow(NamedTuple):
@@ -218,10 +221,11 @@ class RunRow(NamedTuple):
     workspace: str
     auto_approve_by: str | None
     lease_owner: str | None
+    lease_epoch: int
 
 
-_RUN_ROW = Statement("SELECT status, spec, workspace, auto_approve_by, lease_owner FROM missions WHERE id = :id",
-                     Mission.__table__, returns=RunRow._fields)
+_RUN_ROW = Statement("SELECT status, spec, workspace, auto_approve_by, lease_owner, lease_epoch FROM missions "
+                     "WHERE id = :id", Mission.__table__, returns=RunRow._fields)
 _RUNNING = Statement("UPDATE missions SET status = 'running', error = NULL, updated_at = :updated_at WHERE id = :id",
                      Mission.__table__)
 
@@ -263,14 +267,18 @@ def claim_next(session: Session, *, worker: str, lease_s: float) -> Mission | No
         return None
     mission.lease_owner = worker
     mission.lease_expires_at = now + timedelta(seconds=lease_s)
+    mission.lease_epoch += 1
     session.flush()
     return mission
 
 
-def renew_lease(session: Session, *, mission_id: str, worker: str, lease_s: float) -> bool:
-    """Extend the lease this worker holds; False when it lost it."""
+def renew_lease(session: Session, *, mission_id: str, worker: str, lease_s: float,
+                epoch: int | None = None) -> bool:
+    """Extend the lease this worker holds (at ``epoch``, when given: a later claim, even its own, ends it);
+    False when it lost it."""
+    held = [Mission.lease_epoch == epoch] if epoch is not None else []
     result = session.execute(
-        update(Mission).where(Mission.id == mission_id, Mission.lease_owner == worker)
+        update(Mission).where(Mission.id == mission_id, Mission.lease_owner == worker, *held)
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
     )
     return result.rowcount == 1

@@ -96,6 +96,8 @@ class Mission(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Incremented by each claim: a runner's writes check it is still theirs (fencing, ``orchestrator.leases``)."""
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_sha256: Mapped[str | None] = mapped_column(String(64))
     auto_approve_by: Mapped[str | None] = mapped_column(String(64))
