@@ -72,9 +72,8 @@ def test_a_stale_claims_writes_are_refused_and_write_nothing(db_url: str, worksp
         with scope as tx:
             append_event(tx, mission_id=mission_id, kind="message", actor="stale", payload={"text": "late"})
     assert fence.lost.is_set() and _events(db_url, mission_id) == before
-    with fenced(fence), pytest.raises(LeaseLost, match="is lost"):  # known lost: not even a read this time
-        with transaction(db_url):
-            pass
+    with fenced(fence), pytest.raises(LeaseLost, match="is lost"), transaction(db_url):
+        pass  # known lost: not even a read this time
     with fenced(fence), session_scope(db_url, readonly=True) as session:  # reading is never fenced
         assert session.scalar(select(Mission.lease_owner).where(Mission.id == mission_id)) == "w2"
 
@@ -88,9 +87,9 @@ def test_the_same_worker_reclaiming_ends_its_older_claim(sqlite_url: str, worksp
     with transaction(sqlite_url) as tx:
         older = claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
         claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
-    with fenced(Fence(mission_id=mission_id, worker="w1", epoch=older)), pytest.raises(LeaseLost):
-        with transaction(sqlite_url):
-            pass
+    with fenced(Fence(mission_id=mission_id, worker="w1", epoch=older)), pytest.raises(LeaseLost), \
+            transaction(sqlite_url):
+        pass
 
 
 def test_a_renewal_that_finds_the_lease_taken_marks_the_fence_lost(sqlite_url: str, workspace: Path) -> None:
