@@ -54,6 +54,10 @@ FAILING_CALLS: dict[str, dict[str, Any]] = {
     "write_manifest": {"model_path": "models/none"},
     "write_mission_report": {"objective": "x", "checks": "not a mapping"},
     "write_schedule": {"config_path": "README.md", "image": "x"},
+    "write_stream_design": {"objective": "x", "constraints": "not a list"},
+    "generate_streaming_consumer": {"config_path": MISSING},
+    "estimate_stream_capacity": {"config_path": MISSING},
+    "write_stream_deployment": {"config_path": MISSING},
 }
 
 

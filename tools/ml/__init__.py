@@ -18,6 +18,8 @@ from tools.ml.remediation import retrain_candidate
 from tools.ml.schedule import write_ci_workflow, write_schedule
 from tools.ml.security import security_scan
 from tools.ml.serving import generate_inference_service, review_scoring_interface
+from tools.ml.stream_release import estimate_stream_capacity, write_stream_deployment
+from tools.ml.streaming import generate_streaming_consumer, write_stream_design
 
 __all__ = ["CAPABILITIES", "PROFILES"]
 
@@ -26,9 +28,10 @@ CAPABILITIES: dict[str, list[BaseTool]] = {
     "MLAlign": [align_data],
     "MLExperiment": [retrain_candidate],
     "MLEval": [evaluate_model],
-    "MLPipeline": [generate_batch_pipeline],
+    "MLPipeline": [generate_batch_pipeline, write_stream_design, generate_streaming_consumer],
     "MLPackage": [export_onnx_model, build_container, register_model, write_manifest],
-    "MLRelease": [estimate_capacity, write_schedule, write_ci_workflow, write_deployment_notes],
+    "MLRelease": [estimate_capacity, write_schedule, write_ci_workflow, write_deployment_notes,
+                  estimate_stream_capacity, write_stream_deployment],
     "MLDocs": [write_design_doc, write_mission_report],
     "SecurityScan": [security_scan],
     "Serving": [generate_inference_service, review_scoring_interface],
