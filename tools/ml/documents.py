@@ -22,6 +22,7 @@ from tools.ml.release import NOTES_PATH
 from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
 from tools.ml.security import SECURITY_PATH
 from tools.ml.serving import REVIEW_PATH, SERVICE_APP
+from tools.ml.stream_release import STREAM_DELIVERABLES, stream_check_rows
 
 __all__ = ["write_design_doc", "write_mission_report", "DESIGN_PATH", "REPORT_PATH"]
 
@@ -134,6 +135,7 @@ def _check_lines(workspace: Path, checks: dict[str, Any]) -> list[str]:
         counts = security.get("counts", {})
         rows.append(("Security scan", f"{counts.get('high', 0)} high, {counts.get('medium', 0)} medium",
                      not security.get("blocking")))
+    rows += stream_check_rows(workspace, checks)  # a streaming mission's consumer, alerts, Deployment
     return [f"| {name} | {'pass' if ok else 'FAIL'} | {detail} |" for name, detail, ok in rows]
 
 
@@ -160,6 +162,7 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Scoring interface review", REVIEW_PATH), ("Inference service", SERVICE_APP),
                     ("Cost estimate", COST_PATH), ("Schedule", SCHEDULE_PATH), ("CI workflow", CI_PATH),
                     ("Deployment notes", NOTES_PATH), ("Remediation", "reports/remediation.json")]
+    deliverables += [d for d in STREAM_DELIVERABLES if (ctx.workspace / d[1]).is_file()]  # streaming only
     present = [(n, p) for n, p in deliverables if (ctx.workspace / p).is_file()]
     missing = [p for n, p in deliverables if not (ctx.workspace / p).is_file()]
     table = _check_lines(ctx.workspace, checks)
