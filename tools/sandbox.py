@@ -51,7 +51,7 @@ from tools.quotas import MB as _MB
 from tools.quotas import QuotaExceeded, WorkspaceGrowth, check_quotas
 
 __all__ = ["WORKSPACE_MOUNT", "QuotaExceeded", "SandboxResult", "bwrap_path", "build_argv", "sandbox_env",
-           "run_sandboxed", "sweep_stale_cgroups"]
+           "run_sandboxed", "run_sandboxed_readonly", "sweep_stale_cgroups"]
 
 logger = logging.getLogger(__name__)
 

@@ -223,10 +223,11 @@ def locate_inputs(inputs: list[str], *, ctx: Ctx) -> str:
 
 @tool(parse_docstring=True)
 def profile_dataset(path: str, *, ctx: Ctx) -> str:
-    """Profile a CSV dataset: row count, and per column its type, missing values, distinct count and range.
+    """Profile a dataset (CSV or Parquet): row count, and per column its type, missing values, distinct
+    count and range.
 
     Args:
-        path: Workspace-relative path of the CSV file, e.g. "data/reference.csv".
+        path: Workspace-relative path of the data file, e.g. "data/reference.csv".
     """
     return json.dumps({"path": path, **profile_frame(read_table(ctx.workspace, path))})
 
@@ -236,7 +237,7 @@ def fingerprint_dataset(path: str, *, ctx: Ctx) -> str:
     """Pin a dataset version: sha256 of the file, size, row count and column list.
 
     Args:
-        path: Workspace-relative path of the CSV file.
+        path: Workspace-relative path of the CSV or Parquet file.
     """
     return json.dumps(fingerprint(ctx.workspace, path))
 

@@ -98,10 +98,11 @@ def hadolint_binary() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("hadolint")
 
 
-def runtime_requirements() -> list[str]:
-    """Pinned requirements of the generated pipeline, at the versions installed here."""
+def runtime_requirements(*, extra: tuple[str, ...] = ()) -> list[str]:
+    """Pinned requirements of the generated pipeline, at the versions installed here (``extra``: pyarrow for
+    Parquet inputs)."""
     pins = []
-    for name in RUNTIME_PACKAGES:
+    for name in RUNTIME_PACKAGES + extra:
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -143,7 +144,8 @@ def write_container(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     python = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     text = _DOCKERFILE.format(python=python, model_dir=model_dir, reference_dir=Path(reference).parent.as_posix(),
                               config=config_path)
-    pins = runtime_requirements()
+    parquet = any(str((config.get(k) or {}).get("path", "")).endswith((".parquet", ".pq")) for k in ("input", "reference"))
+    pins = runtime_requirements(extra=("pyarrow",) if parquet else ())
     files = [ctx.write_text("requirements.txt", "\n".join(pins) + "\n", kind="config").path,
              ctx.write_text(".dockerignore", ".git\n**/__pycache__\noutputs/\nreports/\nregistry/\n.venv/\n",
                             kind="config").path,

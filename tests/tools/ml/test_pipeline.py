@@ -6,9 +6,12 @@ import ast
 import subprocess
 import sys
 
+import pandas as pd
+import pytest
 import yaml
 
 from tests.support.records import recorded_artifacts
+from tests.support.workspaces import build_workspace
 from tests.tools.ml.support import PATHS, call
 from tools.context import ToolContext
 from tools.ml.alignment import align_data
@@ -17,7 +20,7 @@ from tools.ml.pipeline import generate_batch_pipeline
 
 _ALLOWED = {"__future__", "argparse", "collections", "dataclasses", "hashlib", "json", "logging", "math", "os",
             "pathlib", "resource", "sys", "tempfile", "threading", "time", "typing", "numpy", "pandas", "yaml",
-            "pydantic", "joblib", "onnxruntime", "sklearn", "pipelines", "pytest"}
+            "pydantic", "joblib", "onnxruntime", "sklearn", "pipelines", "pytest", "pyarrow"}
 
 
 def _generate(ctx: ToolContext) -> dict:
@@ -68,3 +71,21 @@ def test_generated_code_is_self_contained_and_recorded(tool_ctx: ToolContext, de
     config = yaml.safe_load((tool_ctx.workspace / "pipelines/batch-scoring.yaml").read_text())
     assert config["monitoring"]["rules"] == "monitoring/alerts.yaml"
     assert config["expected_rows_per_night"] > 0  # the user's settings are kept
+
+
+@pytest.mark.parametrize(("kind", "data_format"), [("multiclass", "parquet"), ("regression", "csv")],
+                         ids=["multiclass-parquet", "regression"])
+def test_generated_package_scores_every_kind(tool_ctx: ToolContext, kind: str, data_format: str) -> None:
+    ws = build_workspace(tool_ctx.workspace, kind=kind, data_format=data_format, batches=2, rows=600)
+    call(align_data, tool_ctx, **ws.paths())
+    assert call(generate_batch_pipeline, tool_ctx)["status"] == "ok"
+    run = subprocess.run([sys.executable, "-m", "pipelines.batch_scoring"], cwd=ws.path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    scores = pd.read_csv(ws.path / "outputs/scores.csv")
+    assert len(scores) == 600 and "prediction" in scores.columns
+    if kind == "multiclass":
+        assert set(scores["prediction"]) <= {"low", "medium", "high"} and scores["score"].between(0, 1).all()
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=ws.path,
+                           capture_output=True, text=True, timeout=300)
+    assert tests.returncode == 0, tests.stdout[-3000:]
