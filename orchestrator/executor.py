@@ -108,7 +108,9 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
         targets = production_targets(name, args, run.settings.production_patterns)
         if targets:
             verdict, by, comment = ask_human(
-                run, journal=journal, key=f"tool:{call_fingerprint(name, args)}", kind="production_data", step=step, agent=agent,
+                # Keyed by the call: the same call replayed finds its decision, a step's next round asks again.
+                run, journal=journal, key=f"tool:{call_id}:{call_fingerprint(name, args)}", kind="production_data",
+                step=step, agent=agent,
                 question=f"{agent} wants to call {name} on production data: {', '.join(targets)}",
                 payload={"tool": name, "args": redact_obj(args), "targets": targets, "call_id": call_id})
             if verdict != "approved":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +14,10 @@ from orchestrator.context import RunContext
 from orchestrator.db.artifacts import list_tasks, task_dict
 from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.missions import get_mission
-from orchestrator.db.models import Approval, Artifact, Delegation, Step
+from orchestrator.db.models import Approval, Artifact, Delegation, Step, ToolCall
 from orchestrator.procedure import PROCEDURE
 
-__all__ = ["mission_view", "step_view", "delegation_view", "approval_view", "artifact_view", "release_payload",
+__all__ = ["mission_view", "report_checks", "step_view", "delegation_view", "approval_view", "artifact_view", "release_payload",
            "iso"]
 
 
@@ -76,11 +77,25 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
         "artifacts": [artifact_view(a) for a in artifacts],
         "tasks": [task_dict(t) for t in list_tasks(session, mission_id=mission_id)],
     }
+    view["checks"] = report_checks(session, mission_id)
     if with_audit:
         report = verify_chain(session, mission_id)
         view["audit"] = {"intact": report.intact, "events": report.events, "head": report.head,
                          "first_bad_seq": report.first_bad_seq, "reason": report.reason}
     return view
+
+
+def report_checks(session: Session, mission_id: str) -> list[dict[str, Any]]:
+    """The checks of the mission report as its tool recorded them (the latest report), for every view."""
+    result = session.scalar(select(ToolCall.result).where(
+        ToolCall.mission_id == mission_id, ToolCall.tool == "write_mission_report", ToolCall.status == "ok")
+        .order_by(ToolCall.id.desc()).limit(1))
+    try:
+        rows = json.loads(result).get("rows") if result else None
+    except (ValueError, AttributeError):
+        return []
+    return [{"name": str(r.get("name")), "status": "pass" if r.get("status") == "pass" else "fail",
+             "detail": str(r.get("detail", ""))} for r in rows or [] if isinstance(r, dict)]
 
 
 _RELEASE_PLAN = Statement("SELECT summary FROM steps WHERE mission_id = :mission_id AND name = 'release'",
@@ -90,9 +105,32 @@ _SHIPPED = Statement("SELECT path, sha256, kind FROM artifacts WHERE mission_id 
 _SHIPPED_KINDS = ("model", "registry", "manifest", "doc", "schedule", "ci", "pipeline", "container")
 
 
+_STEP_OUTCOMES = Statement("SELECT name, status, reason FROM steps WHERE mission_id = :mission_id ORDER BY position",
+                           Step.__table__, returns=("name", "status", "reason"))
+_CAPACITY = Statement("SELECT result FROM tool_calls WHERE mission_id = :mission_id AND tool = 'estimate_capacity' "
+                      "AND status = 'ok' ORDER BY id DESC LIMIT 1", ToolCall.__table__, returns=("result",))
+
+
+def _capacity(session: Writer, mission_id: str) -> dict[str, Any] | None:
+    rows = _CAPACITY.run(session, {"mission_id": mission_id})
+    try:
+        found = json.loads(rows[0][0]) if rows else None
+    except ValueError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    return {key: found.get(key) for key in ("verdict", "fits", "workers", "memory_request_mb", "cost", "budget")
+            if key in found}
+
+
 def release_payload(session: Writer, run: RunContext) -> dict[str, Any]:
-    """What a person approves at the release gate: the release step's summary and the files it rests on."""
+    """What a person approves at the release gate: the release plan, the figures it rests on (capacity and
+    cost as measured, each step's outcome) and the files that ship."""
     plan = _RELEASE_PLAN.run(session, {"mission_id": run.mission_id})
     artifacts = _SHIPPED.run(session, {"mission_id": run.mission_id})
     shipped = [{"path": path, "sha256": sha, "kind": kind} for path, sha, kind in artifacts if kind in _SHIPPED_KINDS]
-    return {"mission": run.mission.objective, "plan": (plan[0][0] if plan else None) or "", "artifacts": shipped}
+    steps = [{"name": name, "status": status, "reason": reason}
+             for name, status, reason in _STEP_OUTCOMES.run(session, {"mission_id": run.mission_id})
+             if name != "report"]
+    return {"mission": run.mission.objective, "plan": (plan[0][0] if plan else None) or "",
+            "capacity": _capacity(session, run.mission_id), "steps": steps, "artifacts": shipped}

@@ -36,6 +36,9 @@ def test_all_six_steps_done_with_each_sub_agent_and_an_intact_chain(demo: tuple[
     assert view["status"] == "completed"
     steps = {s["name"]: s["status"] for s in view["steps"]}
     assert all(steps[name] == "done" for name in ("align", "design", "implement", "evaluate", "package", "release"))
+    # The report's checks agree with the status: a completed mission has no failed check.
+    assert view["checks"] and all(c["status"] == "pass" for c in view["checks"]), view["checks"]
+    assert {"Procedure steps", "Evaluation", "ONNX parity"} <= {c["name"] for c in view["checks"]}
     assert {d["to_agent"] for d in view["delegations"]} == {"data-scientist", "devops-engineer", "security-expert",
                                                            "backend-developer"}
     assert all(d["from_agent"] == "ml-engineer" and d["status"] == "completed" for d in view["delegations"])

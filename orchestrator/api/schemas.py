@@ -58,7 +58,11 @@ class MissionPage(BaseModel):
 
 class StepPublic(BaseModel):
     name: str
+    title: str
     status: str
+    """pending, running, waiting (for a person at a gate), done, failed, blocked, rejected or skipped."""
+    reason: str | None
+    """Why the step is not done, in words a user can act on."""
     rounds: int
     summary: str | None
     started_at: str | None
@@ -151,13 +155,25 @@ class AuditSummary(BaseModel):
     reason: str
 
 
+class CheckPublic(BaseModel):
+    """One check of the mission report: what was checked, pass or fail, and the figures."""
+
+    name: str
+    status: Literal["pass", "fail"]
+    detail: str
+
+
 class MissionPublic(BaseModel):
     """The stable JSON of a mission (as ``orchestrator missions show --json``) plus its pending gates."""
 
     id: str
     status: str
+    """queued, running, waiting_approval, completed, completed_with_risks, failed, blocked, rejected, cancelled."""
+    reason: str | None
+    """Why the mission ended as it did (or what it waits for), in words a user can act on."""
     current_step: str | None
     error: str | None
+    """The same as ``reason`` (kept for clients written before it)."""
     text: str
     spec: dict[str, Any]
     workspace: str
@@ -171,6 +187,8 @@ class MissionPublic(BaseModel):
     artifacts: list[ArtifactPublic]
     tasks: list[TaskPublic]
     audit: AuditSummary
+    checks: list[CheckPublic]
+    """The mission report's checks, as recorded when the report was written (empty before)."""
     pending_approvals: list[ApprovalPublic]
 
 

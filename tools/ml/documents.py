@@ -100,7 +100,7 @@ def write_design_doc(objective: str, serving_mode: str, constraints: list[str], 
     return json.dumps({"status": "ok", "path": ref.path, "serving_mode": serving_mode})
 
 
-def _check_lines(workspace: Path, checks: dict[str, Any]) -> list[str]:
+def _check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str, str, bool]]:
     evaluation, parity = read_json(workspace, EVALUATION_PATH), read_json(workspace, PARITY_PATH)
     hadolint, cost, security = read_json(workspace, HADOLINT_PATH), read_json(workspace, COST_PATH), read_json(workspace, SECURITY_PATH)
     rows = []
@@ -136,7 +136,7 @@ def _check_lines(workspace: Path, checks: dict[str, Any]) -> list[str]:
         rows.append(("Security scan", f"{counts.get('high', 0)} high, {counts.get('medium', 0)} medium",
                      not security.get("blocking")))
     rows += stream_check_rows(workspace, checks)  # a streaming mission's consumer, alerts, Deployment
-    return [f"| {name} | {'pass' if ok else 'FAIL'} | {detail} |" for name, detail, ok in rows]
+    return rows
 
 
 @tool(parse_docstring=True)
@@ -165,7 +165,8 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
     deliverables += [d for d in STREAM_DELIVERABLES if (ctx.workspace / d[1]).is_file()]  # streaming only
     present = [(n, p) for n, p in deliverables if (ctx.workspace / p).is_file()]
     missing = [p for n, p in deliverables if not (ctx.workspace / p).is_file()]
-    table = _check_lines(ctx.workspace, checks)
+    rows = _check_rows(ctx.workspace, checks)
+    table = [f"| {name} | {'pass' if ok else 'FAIL'} | {detail} |" for name, detail, ok in rows]
     lines = ["# Mission report", "", f"Objective: {objective}", "", "## Checks", "", "| Check | Result | Detail |",
              "|---|---|---|", *table, "", "## Deliverables", ""]
     lines += [f"- {name}: [`{path}`](../{path})" for name, path in present]
@@ -173,4 +174,6 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
     ref = ctx.write_text(REPORT_PATH, "\n".join(lines), kind="report")
     failed = [row for row in table if "| FAIL |" in row]
     return json.dumps({"status": "ok", "path": ref.path, "checks": len(table), "failed_checks": failed,
+                       "rows": [{"name": name, "status": "pass" if ok else "fail", "detail": detail}
+                                for name, detail, ok in rows],
                        "deliverables": len(present), "not_produced": missing})
