@@ -15,11 +15,11 @@ from sqlalchemy import event, text, update
 
 from orchestrator.api.app import create_app
 from orchestrator.api.keys import Caller, KeyCache, create_key, revoke_key
-from orchestrator.api.routers.missions import page_statement
+from orchestrator.api.routers.missions import page_query
 from orchestrator.config import Settings
 from orchestrator.db import engine_for, session_scope
 from orchestrator.db.missions import create_mission
-from orchestrator.db.models import ApiKey, Mission
+from orchestrator.db.models import ApiKey, Delegation, Mission
 from tests.api.conftest import auth
 
 
@@ -61,6 +61,7 @@ def test_reads_with_a_known_key_write_nothing_and_read_no_key_row(
         assert idle_client.get(f"/api/v1/missions/{mission_id}", headers=headers).status_code == 200
         page = idle_client.get("/api/v1/missions?limit=20", headers=headers)
         assert page.status_code == 200 and [m["id"] for m in page.json()["items"]] == [mission_id]
+    assert page.json()["items"] == [created.json()], "a list line says what the create answered"
     assert statements, "the reads ran no SQL at all: the listener is not on the app's engine"
     assert _writes(statements) == []
     assert _key_reads(statements) == []
@@ -215,6 +216,7 @@ def test_pages_walk_every_mission_once_newest_first(page_client: TestClient, db_
 
     # A mission created between two pages neither repeats one nor hides one from the pages after it.
     first = client.get(f"/api/v1/missions?limit=5&{window}", headers=auth(admin)).json()
+    assert first["items"][0]["objective"] == "page 22" and first["items"][0]["owner"] == "pager"
     _seed(db_url, owner="pager", count=1, base=base + timedelta(hours=1), ties=1)
     rest = _walk(client, auth(admin), f"limit=5&{window}&cursor={first['next_cursor']}")
     assert [m["id"] for m in first["items"]] + rest == [mission_id for _, mission_id in expected]
@@ -238,6 +240,15 @@ def test_pages_keep_their_filters_and_bounds(page_client: TestClient, db_url: st
     assert _walk(client, auth(submitter), f"limit=2&created_after={local}") == [
         m for created, m in mine if created > base + timedelta(seconds=4)]
 
+    # By agent: a mission led by it (its spec) or one it was delegated to, each once, across pages.
+    with session_scope(db_url) as session:
+        session.execute(update(Mission).where(Mission.id == mine[1][1]).values(spec={"agent": "data-scientist"}))
+        session.add(Delegation(mission_id=mine[5][1], from_agent="ml-engineer", to_agent="data-scientist",
+                               step="evaluate", brief={}, from_sha256="0" * 64, to_sha256="0" * 64))
+        session.add(Delegation(mission_id=mine[5][1], from_agent="data-scientist", to_agent="ml-engineer",
+                               step="evaluate", brief={}, from_sha256="0" * 64, to_sha256="0" * 64))
+    assert _walk(client, auth(submitter), "limit=1&agent=data-scientist") == [mine[1][1], mine[5][1]]
+
     broken = client.get("/api/v1/missions?cursor=not-a-cursor", headers=auth(submitter))
     assert broken.status_code == 422
     assert broken.headers["content-type"] == "application/problem+json"
@@ -250,6 +261,7 @@ _FILTERS = {
     "a submitter's own": {"caller": Caller(name="s", role="submitter"),
                           "after": (datetime(2026, 1, 1, tzinfo=UTC), "abc")},
     "one status": {"status": "queued", "after": (datetime(2026, 1, 1, tzinfo=UTC), "abc")},
+    "an agent": {"agent": "data-scientist", "after": (datetime(2026, 1, 1, tzinfo=UTC), "abc")},
     "a time window": {"created_after": datetime(2025, 1, 1, tzinfo=UTC),
                       "created_before": datetime(2027, 1, 1, tzinfo=UTC)},
 }
@@ -257,17 +269,18 @@ _FILTERS = {
 
 @pytest.mark.parametrize("filters", list(_FILTERS.values()), ids=list(_FILTERS))
 def test_each_page_is_read_from_an_index_in_order(db_url: str, filters: dict) -> None:
-    stmt = page_statement(**{"caller": Caller(name="a", role="admin"), "limit": 20, **filters})
+    stmt, values = page_query(**{"caller": Caller(name="a", role="admin"), "limit": 20, **filters})
     engine = engine_for(db_url)
     compiled = stmt.compile(engine)
+    params = compiled.construct_params(values)
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-            plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params))
+            positional = tuple(params[name] for name in compiled.positiontup or ())
+            plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional))
             assert "USING INDEX ix_missions_" in plan and "TEMP B-TREE" not in plan, plan
         else:
             # With sorting and table scans priced out, a plan without a Sort node shows an index gives the order.
             conn.execute(text("SET LOCAL enable_sort = off"))
             conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
+            plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
             assert "Index Scan" in plan and "ix_missions_" in plan and "Sort" not in plan, plan
