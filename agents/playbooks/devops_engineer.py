@@ -3,7 +3,7 @@ schedule, CI workflow and deployment notes; when the estimate does not fit, the 
 
 from __future__ import annotations
 
-from agents.playbooks import PLAYBOOKS
+from agents.playbooks import PLAYBOOKS, streaming
 from agents.playbooks.base import Call, Finish, Playbook, View
 from agents.playbooks.ml_engineer import as_dict, clauses, failed, findings_of
 
@@ -51,6 +51,8 @@ def resize(view: View) -> Playbook:
 def _dispatch(view: View) -> Playbook:
     if view.reason == "infrastructure":
         return (yield from resize(view))
+    if view.mission.serving_mode == "streaming":
+        return (yield from streaming.prepare_release(view))
     return (yield from prepare_release(view))
 
 

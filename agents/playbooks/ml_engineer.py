@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.playbooks import PLAYBOOKS
+from agents.playbooks import PLAYBOOKS, streaming
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
 from agents.playbooks.instructions import CLAUSES_MARK, read_instructions
 from orchestrator.constraints import parse_constraints
@@ -97,6 +97,8 @@ def align(view: View) -> Playbook:
 
 
 def design(view: View) -> Playbook:
+    if view.mission.serving_mode == "streaming":
+        return (yield from streaming.design(view))
     found = as_dict((yield _located(view)))
     mode = view.mission.serving_mode
     doc = as_dict((yield Call("write_design_doc", {"objective": view.mission.objective, "serving_mode": mode,
@@ -122,6 +124,8 @@ def design(view: View) -> Playbook:
 
 
 def implement(view: View) -> Playbook:
+    if view.mission.serving_mode == "streaming":
+        return (yield from streaming.implement(view))
     found = as_dict((yield _located(view)))
     config = found.get("config_path") or "pipelines/batch-scoring.yaml"
     gen = as_dict((yield Call("generate_batch_pipeline", {"config_path": config})))
@@ -226,6 +230,8 @@ def release(view: View) -> Playbook:
                           + "; ".join(view.mission.constraint_set.summary()) + f".{_carried(view)}",
                   expected_output="reports/cost-estimate.json, deploy/cronjob.yaml, .github/workflows/*.yml, "
                                   "docs/deployment-notes.md and the fit verdict.")
+    if view.mission.serving_mode == "streaming":  # a Deployment and its rollout, not a CronJob
+        brief = streaming.release_brief(view, found)
     summary, findings, artifacts, status = _handoff_text((yield Handoff("devops-engineer", brief)))
     done = status == "completed"
     return Finish(summary=f"Release prepared by DevOps: {summary}", findings=findings, artifacts=artifacts,
@@ -244,6 +250,8 @@ def report(view: View) -> Playbook:
     if view.mission.serving_mode == "online":
         svc = as_dict((yield Call("run_tests", {"path": "tests/test_service.py"})))
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
+    if view.mission.serving_mode == "streaming":
+        checks.update((yield from streaming.report_checks(view)))
     # The procedure's own outcomes are checks too: a step a person let pass as failed is not a passed check.
     checks["steps"] = {step: {"status": status, "reason": reason} for step, status, reason in view.outcomes}
     extra: list[str] = []
