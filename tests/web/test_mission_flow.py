@@ -7,6 +7,7 @@ import json
 import re
 import sqlite3
 from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import pytest
@@ -20,7 +21,15 @@ SUB_AGENTS = ("data-scientist", "devops-engineer", "security-expert", "backend-d
 MINUTE = 60_000
 
 
-def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: Any) -> None:
+@pytest.fixture(scope="module")
+def to_reject(server: LiveServer) -> str:
+    """A second demo mission, started first so that it reaches its release gate while the first one runs."""
+    server.api("POST", "/workspaces", json={"name": "to-reject", "template": "demo"})
+    text = (files("orchestrator.data") / "anomaly-batch-scoring.md").read_text()
+    return server.api("POST", "/missions", json={"text": text, "workspace": "to-reject"})["id"]
+
+
+def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: Any, to_reject: str) -> None:
     page = new_page()
     sign_in(page, server)
     expect(page.locator("#new-view")).to_be_visible()
@@ -186,6 +195,31 @@ def test_demo_mission_from_chat_to_audit_review(server: LiveServer, new_page: An
     phone.get_by_role("button", name="Verify again").click()
     expect(phone.locator("#panel-audit .verdict")).to_contain_text("BROKEN at entry #5")
     shoot(phone, "audit-broken-phone")
+
+
+def test_a_rejected_release_shows_rejected_everywhere(server: LiveServer, new_page: Any, to_reject: str) -> None:
+    server.wait_for_status(to_reject, {"waiting_approval"}, timeout_s=600)
+    gate = release_gate(server, to_reject)
+    page = new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/missions/{to_reject}")
+    release = page.locator('#m-steps li[data-step="release"]')
+    expect(release).to_have_attribute("data-status", "waiting")
+    card = page.locator(f'#m-stream .approval[data-approval-id="{gate["id"]}"]')
+    card.get_by_label("Comment on your decision").fill("Not before the quarter closes.")
+    card.get_by_role("button", name="Reject").click()
+    ended = server.wait_for_status(to_reject, {"rejected", "completed", "failed", "blocked"}, timeout_s=120)
+    assert ended["status"] == "rejected" and "Not before the quarter closes." in ended["reason"], ended
+    steps = {s["name"]: s for s in ended["steps"]}
+    assert steps["release"]["status"] == "rejected" and steps["report"]["status"] == "pending"
+    # The tracker says what happened to each step: release rejected (not done), report never ran.
+    expect(page.locator("#m-status")).to_have_text("rejected", timeout=30_000)
+    expect(release).to_have_attribute("data-status", "rejected")
+    expect(page.locator('#m-steps li[data-step="report"]')).not_to_have_attribute("data-status", "done")
+    for step in ("align", "design", "implement", "evaluate", "package"):
+        expect(page.locator(f'#m-steps li[data-step="{step}"]')).to_have_attribute("data-status", "done")
+    expect(page.locator("#m-stream .summary-card .pill")).to_have_text("rejected")
+    shoot(page, "release-rejected-desktop")
 
 
 def release_gate(server: LiveServer, mission_id: str) -> dict[str, Any]:
