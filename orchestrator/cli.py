@@ -302,6 +302,37 @@ def db_upgrade() -> None:
     print(f"database at revision {head_revision(url)}")
 
 
+@app.command()
+def replay(mission_id: Annotated[str | None, typer.Argument(help="The finished mission to replay.")] = None,
+           replay_all: Annotated[bool, typer.Option("--all", help="Replay every finished mission.")] = False,
+           as_json: JsonOpt = False) -> None:
+    """Re-drive a finished mission from its record (no model asked, no tool run) and check it takes the same
+    path, delegations and outcome; exit 1 naming the first divergent step when it does not."""
+    from orchestrator.db.schema import upgrade
+    from orchestrator.replay import replay_all as replay_every, replay_mission
+
+    if (mission_id is None) == (not replay_all):
+        raise InputError("give a MISSION_ID or --all, not both or neither")
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    reports = replay_every(settings) if replay_all else [replay_mission(settings, mission_id or "")]
+    if not replay_all and reports[0].skipped:
+        from orchestrator.errors import InvalidTransition
+
+        raise InvalidTransition(reports[0].describe())
+    if as_json:
+        print(json.dumps([r.as_json() for r in reports] if replay_all else reports[0].as_json(), indent=2))
+    else:
+        for report in reports:
+            print(report.describe())
+        if replay_all:
+            done = [r for r in reports if not r.skipped]
+            print(f"{sum(r.reproduced for r in done)} of {len(done)} replays reproduced their record"
+                  + (f" ({len(reports) - len(done)} not replayable)" if len(done) < len(reports) else ""))
+    if any(not r.reproduced and not r.skipped for r in reports):
+        raise typer.Exit(1)
+
+
 def _register_service_commands() -> None:
     """`serve`, `worker` and `keys` live with the API they start."""
     try:

@@ -21,6 +21,10 @@ __all__ = ["tools_of"]
 
 def tools_of(agent: AgentSpec, run: RunContext) -> list[BaseTool]:
     """The agent's tools for this loop, registry tools first; MCP servers are started here when needed."""
+    if run.replay:  # the record answers every call; one it does not have meets a stand-in that runs nothing
+        from orchestrator.replay import unrecorded
+
+        return unrecorded(tools_for(agent.tools, profile=agent.tooling_profile))
     from orchestrator.mcp_tools import servers_for
 
     servers = servers_for(agent, run.settings) if (agent.mcp_servers or run.settings.mcp_servers) else {}
