@@ -263,7 +263,8 @@ def evaluate_model(model_path: str, reference_path: str, current_path: str, labe
                                           "sample_sufficient")} for a in doc["alerts"]],
         "drifted": doc["drift"].get("drifted", []), "performance": doc["performance"],
         "bias": None if not bias else {"sensitive_features": bias["sensitive_features"], "passes": bias["passes"],
-                                       "worst": bias["worst"]},
+                                       **{f"worst_{k}": (bias["worst"] or {}).get(k)
+                                          for k in ("metric", "ratio", "difference", "feature")}},
         "history": [{k: h[k] for k in ("name", "rows", "drifted", "max_psi")} for h in doc["history"]],
         "candidate": None if not doc["candidate"] else {k: doc["candidate"].get(k) for k in ("path", "passes", "performance")},
         "selected_model": doc.get("selected_model"), "findings": doc["findings"],
