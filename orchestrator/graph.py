@@ -36,7 +36,7 @@ from orchestrator.errors import LimitExceeded
 from orchestrator.gates import ended, release_gate, review, write_manual_plan
 from orchestrator.handoff import HANDOFF_PREFIX, validate_edges
 from orchestrator.journal import Journal
-from orchestrator.procedure import AFTER_DETOUR, PROCEDURE, STEPS
+from orchestrator.procedure import AFTER_DETOUR, PROCEDURE, STEPS, FailureEdge
 from orchestrator.prompts import RunFacts, brief_message, step_message, system_prompt
 from orchestrator.state import INITIAL_STATE, MissionState, OpenedStep, PendingHandoff, Review
 from orchestrator.telemetry import traced_node
@@ -126,40 +126,46 @@ def _route(step: str, status: str, reason: str, signals: list[dict[str, Any]], s
                        "evidence": evidence, "next": nxt}
         return "review", "waiting", why, {**extra, "review": req}
 
-    if "unusable_input" in kinds:
+    def applies(signal: str) -> FailureEdge | None:
+        edge = PROCEDURE.edge(signal)
+        return edge if signal in kinds and (not edge.steps or step in edge.steps) else None
+
+    if applies("unusable_input"):
         return to_review("unusable_input", "blocked", reason)
-    if step == "evaluate" and "underperforms" in kinds:
-        if (state.get("eval_rounds") or 0) + 1 < run.settings.max_eval_rounds:
+    if edge := applies("underperforms"):
+        if (state.get("eval_rounds") or 0) + 1 < _limit(run, edge):
             brief = Brief(task="Evaluation is below the agreed acceptance thresholds: diagnose the cause and retrain "
                                "or adjust features; report the candidate's measured figures.",
                           context=detail, expected_output="Diagnosis, candidate model path and its metrics.")
-            return "data-scientist", "failed", detail, _detour("data-scientist", step, "underperforms", brief,
-                                                               return_to="evaluate")
+            return edge.to, "failed", detail, _detour(edge.to, step, edge.signal, brief, return_to=step)
         return to_review("escalation", "failed", detail or "evaluation below the acceptance thresholds")
-    if step == "package" and "compliance" in kinds:
+    if edge := applies("compliance"):
         why = detail or "security finding"
-        if rounds < run.settings.max_compliance_rounds:
-            return "package", "blocked", why, {"blocked": why}
+        if rounds < _limit(run, edge):
+            return step, "blocked", why, {"blocked": why}
         return END, "blocked", why, {"blocked": why, "outcome": {
             "status": "blocked", "reason": f"release blocked by the security review after {rounds} rounds: {why}"}}
     if step == "package":
         extra["blocked"] = None
     if status != "done":
         return to_review(status, status, reason)
-    if "infrastructure" in kinds:
+    if edge := applies("infrastructure"):
         brief = Brief(task="The resource estimate does not fit the mission's constraint: propose the scaling "
                            "(workers, node size, sharding) that makes it fit, with its cost.",
                       context=detail, expected_output="A sizing that fits, with margin and cost.")
-        return "devops-engineer", "done", None, {**extra, **_detour("devops-engineer", step, "infrastructure", brief,
-                                                                return_to=nxt)}
-    if "access_denied" in kinds and "manual_plan" not in (state.get("detours_done") or []):
-        return "manual_plan", "done", None, {"after": nxt, "detours_done": [*(state.get("detours_done") or []),
-                                                                      "manual_plan"]}
+        return edge.to, "done", None, {**extra, **_detour(edge.to, step, edge.signal, brief, return_to=nxt)}
+    if (edge := applies("access_denied")) and edge.to not in (state.get("detours_done") or []):  # once
+        return edge.to, "done", None, {"after": nxt, "detours_done": [*(state.get("detours_done") or []), edge.to]}
     if nxt == "release_gate":
         return nxt, "waiting", "waiting for the release approval", extra
     if nxt == END:
         return END, "done", None, {**extra, "outcome": ended(state)}
     return nxt, "done", None, extra
+
+
+def _limit(run: RunContext, edge: FailureEdge) -> int:
+    """How often ``edge`` may be taken: the setting its declaration names."""
+    return int(getattr(run.settings, edge.limit or ""))
 
 
 def _detour(to: str, step: str, reason: str, brief: Brief, *, return_to: str) -> dict[str, Any]:
