@@ -160,3 +160,49 @@ def test_not_an_estimator_is_unusable_input(tool_ctx: ToolContext, demo: DemoInf
     with pytest.raises(UnusableInput) as caught:
         call(inspect_model, tool_ctx, path=MODEL_DIR)
     assert "holds a dict, which is not a model" in str(caught.value) and "fitted estimator" in caught.value.fix
+
+
+def test_payload_uploaded_as_a_workspace_archive_runs_nothing_on_the_server(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's first attack: a submitter uploads a workspace whose model is the payload; the server runs
+    the mission (built-in planner) and stops at alignment, with the payload contained in the sandbox."""
+    import io
+    import tarfile
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from orchestrator.api.app import create_app
+    from orchestrator.api.keys import create_key
+    from orchestrator.config import Settings
+    from orchestrator.db import session_scope
+    from tests.support.missions import MISSION_TEXT
+    from tools.ml.demo import build_demo_workspace
+
+    monkeypatch.setenv("ORCH_TEST_PROVIDER_KEY", KEY)
+    marker = tmp_path / "outside" / "marker.txt"
+    source = tmp_path / "upload"
+    build_demo_workspace(source, reference_rows=800, current_rows=800)
+    (source / MODEL_DIR / "model.joblib").write_bytes(pickle.dumps(_Exploit(exec, _payload_code(marker, source))))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(source, arcname=".")
+    settings = Settings(home=tmp_path / "home", database_url=sqlite_url, workspace_roots=[tmp_path / "roots"],
+                        _env_file=None)
+    with session_scope(settings.resolved_database_url) as session:
+        key = create_key(session, role="submitter", name="attacker")[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        created = client.post("/api/v1/missions/upload", data={"text": MISSION_TEXT}, headers=headers,
+                              files={"archive": ("ws.tar.gz", buffer.getvalue(), "application/gzip")})
+        assert created.status_code == 201, created.text
+        mission_id = created.json()["id"]
+        deadline = time.monotonic() + 240
+        while (view := client.get(f"/api/v1/missions/{mission_id}", headers=headers).json())["status"] in (
+                "queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert view["status"] in ("waiting_approval", "blocked", "failed"), view["status"]
+    text = json.dumps(view)
+    assert "model.joblib" in text and "not a model" in text  # the reason names the file
+    assert not marker.exists() and KEY not in text
+    assert not (Path(view["workspace"]) / "leak.txt").exists()
