@@ -6,8 +6,8 @@ never loads one: it starts this script under bubblewrap (``tools.ml.sandboxed``)
 standard output. Answers carry figures only: predictions and scores as base64 arrays, a description of the
 model, timings, ONNX or retrained-model bytes for the host to write. The host computes every metric.
 
-This file imports nothing from the project (the sandbox mounts only the interpreter and the workspace) and
-runs as ``python -I -c <this source> <request>``: isolated mode keeps the workspace off the front of
+This file imports nothing from the project (the sandbox mounts only the interpreter and the workspace) and is
+one file on purpose, shipped whole as ``python -I -c <this source> <request>``: isolated mode keeps the workspace off the front of
 ``sys.path``; it is appended last so that pickles naming the workspace's own modules still load.
 """
 
