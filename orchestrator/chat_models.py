@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from langchain_core.language_models import BaseChatModel
 
 from agents.spec import AgentSpec
@@ -33,6 +36,8 @@ def resolve_chat_model(name: str, run: RunContext) -> BaseChatModel:
     if run.settings.model_api_key is not None:
         kwargs["api_key"] = run.settings.model_api_key.get_secret_value()
     try:
+        if name.startswith("openai:"):
+            return _openai_chat_model()(model=name.split(":", 1)[1], **kwargs)
         return init_chat_model(name, **kwargs)
     except ImportError as exc:
         provider = name.split(":", 1)[0]
@@ -45,3 +50,29 @@ def resolve_chat_model(name: str, run: RunContext) -> BaseChatModel:
 def settings_model_factory(agent: AgentSpec, run: RunContext) -> BaseChatModel:
     """The default :data:`ModelFactory`: per-agent ``model:`` or the settings' ``ORCH_MODEL``."""
     return resolve_chat_model(model_name_for(agent, run.settings.model), run)
+
+
+@cache
+def _openai_chat_model() -> type[BaseChatModel]:
+    """``ChatOpenAI`` whose chat-completions requests hand the messages and tools to the SDK as ``extra_body``.
+
+    The OpenAI SDK walks every request's parameters against their typed definitions before sending them
+    (``openai._utils._transform``), which for a step's conversation and an agent's tools costs several
+    milliseconds of CPU per answer, more than everything else a waiting mission does (openai/openai-python#3616;
+    the Anthropic SDK's users do the same, anthropics/anthropic-sdk-python#1195). ``extra_body`` is sent as
+    given: the JSON on the wire is the same, the walk is skipped.
+    """
+    from langchain_openai import ChatOpenAI
+
+    class _ChatOpenAI(ChatOpenAI):
+        def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict:
+            payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+            if "messages" in payload and "response_format" not in payload and not self._use_responses_api(payload):
+                extra = dict(payload.get("extra_body") or {})
+                extra["messages"], payload["messages"] = payload["messages"], []
+                if "tools" in payload:
+                    extra["tools"] = payload.pop("tools")
+                payload["extra_body"] = extra
+            return payload
+
+    return _ChatOpenAI

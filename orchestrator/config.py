@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,8 +126,18 @@ class Settings(BaseSettings):
     audit_head_key: SecretStr | None = None
     """Key of the HMAC signing exported audit heads (``audit head``); unset: a random key kept in ``home``."""
 
-    runner_workers: int = 2
+    runner_workers: int = 32
+    """Missions one process drives at once (``serve``, ``worker``): threads that mostly wait on a model or a
+    tool, sharing one compiled graph (``bench/concurrent_missions.py`` measures what one process carries)."""
     lease_seconds: float = 60.0
+
+    queue: Literal["auto", "threads", "procrastinate"] = "auto"
+    """What runs the missions: ``auto`` is procrastinate's workers on PostgreSQL (``pip install
+    'ml-orchestrator[scale]'``; ``orchestrator.jobs``) and the in-process thread pool on SQLite."""
+    worker_heartbeat_s: float = 10.0
+    """How often a procrastinate worker records that it is alive."""
+    worker_stalled_s: float = 30.0
+    """A worker silent for this long is taken for dead: its missions' jobs are replaced by new ones."""
     log_json: bool = False
 
     @field_validator("max_handoffs", "max_edge_repeats", "max_eval_rounds", "max_compliance_rounds", "max_agent_turns", "recursion_limit")

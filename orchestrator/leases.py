@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    """Renews this worker's leases on the missions it holds, until :meth:`close`."""
+    """Renews the leases of the missions this runner drives (each held by ``worker`` or a run's own owner),
+    until :meth:`close`."""
 
     def __init__(self, url: str, *, worker: str, lease_s: float) -> None:
         self.url, self.worker, self.lease_s = url, worker, lease_s
@@ -39,10 +40,10 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def hold(self, mission_id: str, *, epoch: int | None = None) -> Iterator[Fence]:
-        """Keep the mission's lease (claimed at ``epoch``) alive for the block; the fence it yields is marked
-        lost when a renewal finds the lease gone."""
-        fence = Fence(mission_id=mission_id, worker=self.worker, epoch=epoch)
+    def hold(self, mission_id: str, *, epoch: int | None = None, worker: str | None = None) -> Iterator[Fence]:
+        """Keep the mission's lease (claimed at ``epoch`` by ``worker``, default the keeper's) alive for the
+        block; the fence it yields is marked lost when a renewal finds the lease gone."""
+        fence = Fence(mission_id=mission_id, worker=worker or self.worker, epoch=epoch)
         with self._lock:
             self._held[mission_id] = fence
             self._renewed[mission_id] = time.monotonic()
@@ -72,7 +73,7 @@ class LeaseKeeper:
     def _renew(self, fence: Fence) -> None:
         try:
             with session_scope(self.url) as session:
-                renewed = renew_lease(session, mission_id=fence.mission_id, worker=self.worker,
+                renewed = renew_lease(session, mission_id=fence.mission_id, worker=fence.worker,
                                       lease_s=self.lease_s, epoch=fence.epoch)
         except Exception:  # a missed heartbeat only shortens the lease, until a whole lease has gone by
             log.warning("lease heartbeat for mission %s failed", fence.mission_id, exc_info=True)
@@ -81,7 +82,7 @@ class LeaseKeeper:
             if time.monotonic() - last > self.lease_s and not fence.lost.is_set():
                 fence.lost.set()
                 log.warning("mission %s: no lease renewal for %.0f s (more than the lease); this runner (%s) "
-                            "stops before its next write", fence.mission_id, time.monotonic() - last, self.worker)
+                            "stops before its next write", fence.mission_id, time.monotonic() - last, fence.worker)
             return
         if renewed:
             with self._lock:
@@ -89,4 +90,4 @@ class LeaseKeeper:
         elif not fence.lost.is_set():
             fence.lost.set()
             log.warning("mission %s: the lease of this runner (%s, epoch %s) was taken over or released; it stops "
-                        "before its next write", fence.mission_id, self.worker, fence.epoch)
+                        "before its next write", fence.mission_id, fence.worker, fence.epoch)

@@ -12,13 +12,15 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agents.loader import load_agents
 from orchestrator.chat_models import model_name_for, settings_model_factory
@@ -49,6 +51,9 @@ from orchestrator.state import INITIAL_STATE
 from orchestrator.telemetry import configure as configure_tracing
 from orchestrator.telemetry import mission_span
 from orchestrator.views import approval_view
+
+if TYPE_CHECKING:
+    from orchestrator.jobs import MissionQueue
 
 __all__ = ["Runner"]
 
@@ -92,7 +97,12 @@ def _dead_local_owner(owner: str | None) -> bool:
 
 
 class Runner:
-    """Owns the compiled graph and its checkpointer for one process; runs missions one call at a time."""
+    """Owns the compiled graph and its checkpointer for one process; several threads may each run a mission
+    through it at once (each run its own lease, under ``worker`` or the runner's ``worker_id``)."""
+
+    dispatch: MissionQueue | None = None
+    """Set when missions run as procrastinate jobs (``orchestrator.jobs``): whatever queues a mission here
+    (created, a gate decided) defers its job in the same transaction, and cancelling cancels it."""
 
     def __init__(self, settings: Settings, *, model_factory: ModelFactory = settings_model_factory,
                  worker_id: str | None = None, migrate: bool = True) -> None:
@@ -103,7 +113,7 @@ class Runner:
         self.agents = load_agents(settings.agents_dirs)
         self.model_factory = model_factory
         self.worker_id = worker_id or _worker_id()
-        self._last_cancel_check = 0.0
+        self._last_cancel_check: dict[str, float] = {}
         self._saver = open_checkpointer(self.url)
         self._leases = LeaseKeeper(self.url, worker=self.worker_id, lease_s=settings.lease_seconds)
         configure_tracing(settings)  # spans over OTLP when ORCH_OTEL_ENDPOINT is set; nothing otherwise
@@ -143,13 +153,20 @@ class Runner:
                                      model=model_name_for(lead, self.settings.model),
                                      auto_approve_by=auto_approve_by, idempotency_key=idempotency_key,
                                      request_sha256=request_sha256)
+            self.queued(session, mission.id)
             return mission
+
+    def queued(self, session: Session, mission_id: str) -> None:
+        """The mission was queued in ``session``'s transaction: defer its job there (when missions run as jobs)."""
+        if self.dispatch is not None:
+            self.dispatch.defer(session, mission_id)
 
     # -- driving ----------------------------------------------------------------------------------
     def _config(self, mission_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}
 
-    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any) -> tuple[RunContext, Any, int]:
+    def _start(self, mission_id: str, *, claimed: bool, graph_input: Any,
+               worker: str) -> tuple[RunContext, Any, int]:
         """One transaction: check the mission can run, take its lease, mark it running (starting its first
         step if it never ran); returns the run context, the graph input and the lease's epoch."""
         runnable = graph_input is None or isinstance(graph_input, (dict, Command))
@@ -162,11 +179,11 @@ class Runner:
                 raise InvalidTransition(f"mission {mission_id} is waiting for an approval: "
                                         f"`orchestrator approve {mission_id}` (or --reject) first")
             if not claimed:
-                epoch = self._claim(tx, mission_id, owner=mission.lease_owner)
-            elif mission.lease_owner == self.worker_id:
+                epoch = self._claim(tx, mission_id, owner=mission.lease_owner, worker=worker)
+            elif mission.lease_owner == worker:
                 epoch = mission.lease_epoch
             else:
-                raise LeaseLost(f"mission {mission_id} was claimed by this worker ({self.worker_id}) but is held by "
+                raise LeaseLost(f"mission {mission_id} was claimed by this worker ({worker}) but is held by "
                                 f"{mission.lease_owner or 'nobody'} now; not running it")
             # A mission still queued with no checkpoint was never started: none of its nodes ran before.
             fresh = isinstance(graph_input, dict) and mission.status == "queued"
@@ -180,35 +197,40 @@ class Runner:
                                  fresh=fresh)
             return context, graph_input, epoch
 
-    def _claim(self, tx: Transaction, mission_id: str, *, owner: str | None) -> int:
-        """Take the mission's lease; returns its new epoch."""
+    def _claim(self, tx: Transaction, mission_id: str, *, owner: str | None, worker: str) -> int:
+        """Take the mission's lease for ``worker``; returns its new epoch."""
         lease_s = self.settings.lease_seconds
-        if (epoch := claim_mission(tx, mission_id=mission_id, worker=self.worker_id, lease_s=lease_s)) is not None:
+        if (epoch := claim_mission(tx, mission_id=mission_id, worker=worker, lease_s=lease_s)) is not None:
             return epoch
-        if _dead_local_owner(owner) and (epoch := claim_mission(tx, mission_id=mission_id, worker=self.worker_id,
+        if _dead_local_owner(owner) and (epoch := claim_mission(tx, mission_id=mission_id, worker=worker,
                                                                 lease_s=lease_s, dead_owner=owner)) is not None:
             return epoch
         raise InvalidTransition(f"mission {mission_id} is being run by {owner}; try again when its lease expires")
 
-    def run(self, mission_id: str, *, claimed: bool = False) -> str:
+    def run(self, mission_id: str, *, claimed: bool = False, worker: str | None = None,
+            should_stop: Callable[[], bool] | None = None) -> str:
         """Drive the mission until it ends or waits for a human; returns its status.
 
-        ``claimed=True`` when this runner's ``worker_id`` already holds the lease (a worker that took it
-        with ``claim_next``), so the mission is not claimed a second time.
+        ``worker``: the lease's owner for this run (default: the runner's ``worker_id``); ``claimed=True`` when
+        it already holds the lease (a pool thread that took it with ``claim_next``), so the mission is not
+        claimed a second time. ``should_stop``: asked between graph steps; when it says so the run stops there,
+        leaving the mission ``running`` for another run to go on from its checkpoint (a worker shutting down).
         """
+        worker = worker or self.worker_id
         graph_input = self._graph_input(mission_id)
-        context, graph_input, epoch = self._start(mission_id, claimed=claimed, graph_input=graph_input)
+        context, graph_input, epoch = self._start(mission_id, claimed=claimed, graph_input=graph_input, worker=worker)
         status: str | None = None
         try:
             # Every write of the run checks the lease is still this claim's (orchestrator.db.direct.Fence).
-            with (self._leases.hold(mission_id, epoch=epoch) as fence, fenced(fence),
+            with (self._leases.hold(mission_id, epoch=epoch, worker=worker) as fence, fenced(fence),
                   mission_span(context) as span):  # a span when tracing is on
-                status = span.outcome(self._drive(context, graph_input))
+                status = span.outcome(self._drive(context, graph_input, should_stop=should_stop))
             return status
         finally:
+            self._last_cancel_check.pop(mission_id, None)
             if status not in TERMINAL:  # a terminal status change already cleared the lease
                 with session_scope(self.url) as session:
-                    release_lease(session, mission_id=mission_id, worker=self.worker_id)
+                    release_lease(session, mission_id=mission_id, worker=worker)
 
     def _set(self, mission_id: str, status: str, *, error: str | None = None) -> str:
         if status in TERMINAL:
@@ -236,7 +258,7 @@ class Runner:
             return None
         return False
 
-    def _drive(self, context: RunContext, graph_input: Any) -> str:
+    def _drive(self, context: RunContext, graph_input: Any, *, should_stop: Callable[[], bool] | None = None) -> str:
         mission_id = context.mission_id
         if isinstance(graph_input, str):  # "waiting": a gate is still undecided
             return self._set(mission_id, "waiting_approval")
@@ -254,6 +276,10 @@ class Runner:
                             outcome = update["outcome"]
                     if self._cancelled(mission_id):
                         return "cancelled"
+                    if should_stop is not None and should_stop():
+                        log.info("mission %s: run stopped between two steps; it goes on from its checkpoint",
+                                 mission_id)
+                        return "running"
                     if (fence := current_fence()) is not None:
                         fence.ensure_held()  # a renewal found the lease gone: stop before the next step
             except LeaseLost as exc:
@@ -285,15 +311,16 @@ class Runner:
             status = session.scalar(select(Mission.status).where(Mission.id == mission_id))
         if status in TERMINAL:
             return str(status)
-        log.warning("mission %s: this runner (%s) stopped: %s", mission_id, self.worker_id, exc)
+        log.warning("mission %s: this runner (%s) stopped: %s", mission_id,
+                    getattr(current_fence(), "worker", self.worker_id), exc)
         raise exc
 
     def _cancelled(self, mission_id: str) -> bool:
         """Checked between graph steps, at most every half second (cancel is rare; steps are many)."""
         now = time.monotonic()
-        if now - self._last_cancel_check < 0.5:
+        if now - self._last_cancel_check.get(mission_id, 0.0) < 0.5:
             return False
-        self._last_cancel_check = now
+        self._last_cancel_check[mission_id] = now
         with session_scope(self.url, readonly=True) as session:
             return session.scalar(select(Mission.status).where(Mission.id == mission_id)) == "cancelled"
 
@@ -311,6 +338,7 @@ class Runner:
             mission = get_mission(session, mission_id, lock=True)
             if mission.status == "waiting_approval" and not pending_approvals(session, mission_id=mission_id):
                 set_status(session, mission_id=mission_id, status="queued", actor=actor)
+                self.queued(session, mission_id)
             return approval_view(row)
 
     def cancel(self, mission_id: str, *, actor: str) -> str:
@@ -318,4 +346,7 @@ class Runner:
             mission = get_mission(session, mission_id)
             if mission.status in TERMINAL:
                 raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nothing to cancel")
-            return set_status(session, mission_id=mission_id, status="cancelled", actor=actor).status
+            status = set_status(session, mission_id=mission_id, status="cancelled", actor=actor).status
+            if self.dispatch is not None:  # the waiting job is cancelled, the running one asked to abort
+                self.dispatch.cancel(session, mission_id)
+            return status

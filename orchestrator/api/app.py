@@ -93,12 +93,20 @@ def create_app(settings: Settings | None = None, *, model_factory: ModelFactory 
     settings = settings or get_settings()
     _check_dev_mode(settings)
     runner = Runner(settings, **({"model_factory": model_factory} if model_factory is not None else {}))
+    from orchestrator.jobs import MissionQueue
+
+    runner.dispatch = MissionQueue.for_settings(settings)  # PostgreSQL: each queued mission defers a job
     service = Service(settings=settings, runner=runner)
     service.extras["metrics_registry"] = metrics_registry(settings.resolved_database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if start_workers:
+        if start_workers and runner.dispatch is not None:  # procrastinate's worker, in this process
+            from orchestrator.jobs import JobWorker
+
+            service.pool = JobWorker(settings, model_factory=model_factory)
+            service.pool.start()
+        elif start_workers:
             from orchestrator.api.workers import WorkerPool
 
             service.pool = WorkerPool(settings, model_factory=model_factory)

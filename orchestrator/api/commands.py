@@ -1,4 +1,4 @@
-"""Service commands: ``serve`` (API + runner pool), ``worker`` (runner pool only), ``keys`` (API keys)."""
+"""Service commands: ``serve`` (API + missions), ``worker`` (missions only), ``keys`` (API keys)."""
 
 from __future__ import annotations
 
@@ -32,27 +32,36 @@ def _logging(settings) -> None:  # noqa: ANN001
 
 def serve(host: Annotated[str | None, typer.Option(help="Bind address (ORCH_HOST).")] = None,
           port: Annotated[int | None, typer.Option(help="Port (ORCH_PORT).")] = None,
-          workers: Annotated[int | None, typer.Option(help="Runner threads (ORCH_RUNNER_WORKERS); 0: none.")] = None
+          workers: Annotated[int | None, typer.Option(help="Missions run at once in this process "
+                                                       "(ORCH_RUNNER_WORKERS); 0: none.")] = None,
+          api_only: Annotated[bool, typer.Option("--api-only", help="Serve the API only; missions run on "
+                                                 "`orchestrator worker` processes (same as --workers 0).")] = False
           ) -> None:
-    """Serve the API and the web page, with a pool of runner threads working the mission queue."""
+    """Serve the API and the web page, and run missions in this process unless --api-only."""
     import uvicorn
 
     from orchestrator.api.app import create_app
 
-    settings = _settings(host=host, port=port, runner_workers=workers)
+    settings = _settings(host=host, port=port, runner_workers=0 if api_only else workers)
     _logging(settings)
     app = create_app(settings, start_workers=settings.runner_workers > 0)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
 
 
-def worker(workers: Annotated[int | None, typer.Option(help="Runner threads (ORCH_RUNNER_WORKERS).")] = None) -> None:
-    """Work the mission queue without serving HTTP (another process, or machine, on the same database)."""
+def worker(workers: Annotated[int | None, typer.Option(help="Missions run at once (ORCH_RUNNER_WORKERS).")] = None
+           ) -> None:
+    """Run missions without serving HTTP (another process, or machine, on the same database): procrastinate's
+    worker on PostgreSQL, the thread pool on SQLite."""
     from orchestrator.api.workers import WorkerPool
     from orchestrator.db.schema import upgrade
+    from orchestrator.jobs import run_worker, uses_jobs
 
     settings = _settings(runner_workers=workers)
     _logging(settings)
     upgrade(settings.resolved_database_url)
+    if uses_jobs(settings):
+        run_worker(settings, concurrency=settings.runner_workers)
+        return
     pool = WorkerPool(settings, size=settings.runner_workers)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

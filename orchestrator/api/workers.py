@@ -1,7 +1,9 @@
-"""The background runner: a bounded pool of threads that claim queued missions with a lease and drive them.
+"""The background runner on SQLite: a bounded pool of threads that claim queued missions with a lease and drive
+them (on PostgreSQL, procrastinate's workers run them instead: :mod:`orchestrator.jobs`).
 
-Each thread owns a :class:`~orchestrator.runner.Runner` (its own compiled graph, checkpointer connection
-and worker id). A mission is claimed with ``claim_next`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+The threads share one :class:`~orchestrator.runner.Runner` (one compiled graph and checkpointer: a thread
+waiting on a model costs its stack and its mission's state, not a graph), each with its own worker id, so
+``runner_workers`` can be sized for missions that mostly wait. A mission is claimed with ``claim_next`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
 write lock on SQLite), so several ``orchestrator serve`` / ``worker`` processes can share one database;
 the runner heartbeats the lease while it drives. A mission whose lease expired (its process died) is
 claimed again and continues from its last checkpoint; a dead process on this host is noticed at once.
@@ -73,11 +75,15 @@ class WorkerPool:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_reap = 0.0
+        self._lock = threading.Lock()
+        self._alive = 0
         self.busy = 0
 
     def start(self) -> None:
         reap_dead_leases(self.url)
         self._last_reap = time.monotonic()
+        self._shared = self._runner()
+        self._alive = self.size
         for index in range(self.size):
             thread = threading.Thread(target=self._loop, args=(index,), name=f"orchestrator-worker-{index}",
                                       daemon=True)
@@ -97,21 +103,20 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def _runner(self, index: int):  # noqa: ANN202
+    def _runner(self):  # noqa: ANN202
         from orchestrator.runner import Runner
 
         kwargs = {"model_factory": self.model_factory} if self.model_factory is not None else {}
-        return Runner(self.settings, worker_id=process_worker_id(index), migrate=False, **kwargs)
+        return Runner(self.settings, worker_id=process_worker_id(0), migrate=False, **kwargs)
 
     def _loop(self, index: int) -> None:
-        runner = self._runner(index)
+        runner, worker = self._shared, process_worker_id(index)
         try:
             while not self._stop.is_set():
                 if time.monotonic() - self._last_reap > self.reap_every_s:
                     self._last_reap = time.monotonic()
                     self._safely(reap_dead_leases, self.url)
-                mission_id = self._safely(claim_one, self.url, worker=runner.worker_id,
-                                          lease_s=self.settings.lease_seconds)
+                mission_id = self._safely(claim_one, self.url, worker=worker, lease_s=self.settings.lease_seconds)
                 if mission_id is None:
                     self._wake.wait(self.poll_s)
                     self._wake.clear()
@@ -119,13 +124,17 @@ class WorkerPool:
                 self.busy += 1
                 try:
                     with mission_context(mission_id):
-                        log.info("worker %s runs mission %s", runner.worker_id, mission_id)
-                        status = self._safely(runner.run, mission_id, claimed=True)
+                        log.info("worker %s runs mission %s", worker, mission_id)
+                        status = self._safely(runner.run, mission_id, claimed=True, worker=worker)
                         log.info("mission %s stopped: %s", mission_id, status)
                 finally:
                     self.busy -= 1
         finally:
-            runner.close()
+            with self._lock:
+                self._alive -= 1
+                last = self._alive == 0
+            if last:  # the last thread out closes the shared runner
+                runner.close()
 
     @staticmethod
     def _safely(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN205

@@ -37,6 +37,8 @@ def post_message(mission_id: str, body: MessageCreate, service: ServiceDep, call
             raise InvalidTransition(f"mission {mission_id} is already {mission.status}; nobody would read it")
         row = append_event(session, mission_id=mission_id, kind="user.message", actor=caller.name,
                            payload={"text": body.text})
+        if mission.status in ("queued", "running"):  # a job reads it (one already waiting will do)
+            service.runner.queued(session, mission_id)
         return event_public(row)
 
 
@@ -69,6 +71,7 @@ def resume_mission(mission_id: str, service: ServiceDep, caller: Actor) -> objec
         mission.lease_owner, mission.lease_expires_at = None, None
         if mission.status != "queued":
             set_status(session, mission_id=mission_id, status="queued", actor=caller.name)
+        service.runner.queued(session, mission_id)  # its job, when missions run as jobs
         summary = mission_summary(mission)
     if service.pool is not None:
         service.pool.wake()
