@@ -47,7 +47,7 @@ class CallOutcome:
 def _tool_context(run: RunContext, *, agent: str, step: str, delegation_id: int | None) -> ToolContext:
     recorder = DatabaseRecorder(run.database_url, run.mission_id, agent=agent, step=step)
     return ToolContext(workspace=run.workspace, mission_id=run.mission_id, agent=agent, step=step,
-                       settings=run.settings, recorder=recorder, delegation_id=delegation_id)
+                       settings=run.settings, recorder=recorder, delegation_id=delegation_id, mission=run.mission)
 
 
 def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[str, str]:

@@ -175,8 +175,12 @@ def evaluate(view: View) -> Playbook:
         parts.append(f"Current precision {current.get('precision')}, recall {current.get('recall')}.")
     else:
         parts.append(f"No labels: precision cannot be measured; alert rate {current.get('alert_rate')} is monitored.")
-    if ev.get("bias"):
-        parts.append("Bias disparity ratios: " + ", ".join(f"{k} {v}" for k, v in ev["bias"].items()) + ".")
+    bias = ev.get("bias") or {}
+    if bias:
+        parts.append(f"Bias across {', '.join(map(str, bias.get('sensitive_features') or [])) or 'the named groups'}: "
+                     + ("passes" if bias.get("passes") else "FAILS")
+                     + (f" (worst {bias.get('worst_metric')} ratio {bias.get('worst_ratio')} on "
+                        f"{bias.get('worst_feature')})" if bias.get("worst_metric") else "") + ".")
     if ev.get("candidate"):
         cand = ev["candidate"]
         parts.append(f"Candidate {cand.get('path')} {'passes' if cand.get('passes') else 'fails'} "
