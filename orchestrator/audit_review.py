@@ -26,6 +26,11 @@ def print_review(url: str, mission_id: str) -> None:
         report = verify_chain(session, mission_id)
         lead = mission.spec.get("agent", "ml-engineer")
         print(f"mission {mission.id} [{mission.status}]: {mission.spec.get('objective', '')}")
+        forked = next((e.payload for e in events if e.kind == "mission.forked"), None)
+        if mission.parent_id or forked:
+            print(f"forked from mission {mission.parent_id or forked['parent_id']}"
+                  + (f" at step {forked['from_step']} (its record up to there: orchestrator audit "
+                     f"{forked['parent_id']})" if forked else ""))
         print(f"delegation tree\n{lead}")
         for d in delegations:
             cost = f", ${d.cost_usd}" if d.cost_usd is not None else ""

@@ -333,6 +333,30 @@ def replay(mission_id: Annotated[str | None, typer.Argument(help="The finished m
         raise typer.Exit(1)
 
 
+@app.command()
+def fork(mission_id: Annotated[str, typer.Argument(help="The mission to fork.")],
+         from_step: Annotated[str, typer.Option("--from", help="The step to start again from (e.g. evaluate).")],
+         model: Annotated[str | None, typer.Option(help="Model for the new mission (builtin or provider:model); "
+                                                        "the settings' model otherwise.")] = None,
+         workspace: Annotated[Path | None, typer.Option(help="Workspace for the new mission (e.g. with fixed data); "
+                                                              "the parent's otherwise.")] = None,
+         approve_all: Annotated[bool, typer.Option(help="Approve every gate, recorded as approved by you.")] = False,
+         as_json: JsonOpt = False) -> None:
+    """Start a new mission from another's record at STEP (its checkpoint before that step), linked to its
+    parent, and run it with live progress."""
+    from orchestrator.fork import fork_mission
+
+    settings = _settings()
+    if model:
+        settings = settings.model_copy(update={"model": model})
+    with _runner(settings) as runner:
+        forked = fork_mission(runner, mission_id, from_step=from_step, model=model, workspace=workspace,
+                              owner=_actor(), auto_approve_by=_actor() if approve_all else None)
+        print(f"mission {forked.mission_id}: forked from {mission_id} at {from_step} "
+              f"({len(forked.inherited)} steps from the parent)", file=sys.stderr if as_json else sys.stdout)
+        _run_live(runner, forked.mission_id, as_json=as_json)
+
+
 def _register_service_commands() -> None:
     """`serve`, `worker` and `keys` live with the API they start."""
     try:

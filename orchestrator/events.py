@@ -20,6 +20,7 @@ class EventKind(StrEnum):
 
     MISSION_QUEUED = "mission.queued"
     MISSION_STATUS = "mission.status"
+    MISSION_FORKED = "mission.forked"
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
     STEP_SETTLED = "step.settled"
@@ -52,6 +53,19 @@ class MissionStatusChanged(_Payload):
     status: str
     error: str | None = None
     """The reason, for a terminal status other than ``completed``."""
+
+
+class MissionForked(_Payload):
+    """The mission starts from another's record (``orchestrator.fork``)."""
+
+    parent_id: str
+    from_step: str
+    checkpoint_id: str
+    """The parent's checkpoint this mission's thread starts from."""
+    inherited: list[dict[str, Any]] = []
+    """The steps taken over from the parent: ``{step, status, rounds}``."""
+    delegations: int = 0
+    artifacts: int = 0
 
 
 class StepStarted(_Payload):
@@ -146,6 +160,7 @@ class TaskChanged(_Payload):
 PAYLOADS: dict[EventKind, type[_Payload]] = {
     EventKind.MISSION_QUEUED: MissionQueued,
     EventKind.MISSION_STATUS: MissionStatusChanged,
+    EventKind.MISSION_FORKED: MissionForked,
     EventKind.STEP_STARTED: StepStarted,
     EventKind.STEP_FINISHED: StepFinished,
     EventKind.STEP_SETTLED: StepSettled,

@@ -41,6 +41,8 @@ def describe_event(kind: str, actor: str, step: str | None, payload: dict[str, A
             return f"{where}approval {payload.get('approval_id')} {decision} by {actor}"
         case EventKind.MISSION_STATUS:
             return f"mission {payload.get('status')}" + (f": {payload['error']}" if payload.get("error") else "")
+        case EventKind.MISSION_FORKED:
+            return f"forked from mission {payload.get('parent_id')} at step {payload.get('from_step')}"
         case EventKind.RISK_ACCEPTED:
             return f"{where}risk accepted by {actor}: {str(payload.get('detail', ''))[:160]}"
     return None

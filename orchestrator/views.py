@@ -71,6 +71,7 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
         "error": mission.error,
         "text": mission.text, "spec": mission.spec, "workspace": mission.workspace, "owner": mission.owner,
         "model": mission.model, "created_at": iso(mission.created_at), "updated_at": iso(mission.updated_at),
+        "parent_id": mission.parent_id,
         "steps": [step_view(s) for s in steps],
         "delegations": [delegation_view(d) for d in delegations],
         "approvals": [approval_view(a) for a in approvals],

@@ -120,8 +120,11 @@ export class MissionView {
     status.textContent = missionLabel(m.status);
     status.className = `pill ${m.status}`;
     status.setAttribute("aria-label", `Mission status: ${missionLabel(m.status)}`);
-    $("m-meta").textContent = `#${m.id} · workspace ${m.workspace} · by ${m.owner}` +
-      (m.current_step && !FINISHED.has(m.status) ? ` · now: ${m.current_step}` : "");
+    $("m-meta").replaceChildren(`#${m.id} · workspace ${m.workspace} · by ${m.owner}` +
+      (m.current_step && !FINISHED.has(m.status) ? ` · now: ${m.current_step}` : ""),
+      // A fork links to the mission whose record it started from.
+      ...(m.parent_id ? [" · ", h("a.parent-link", { href: `#/missions/${m.parent_id}` }, `forked from #${m.parent_id}`)]
+        : []));
     // A mission that ended other than completed says why (the lead's `reason`; older servers say `error`).
     const reason = m.reason ?? m.error;
     const error = $("m-error");

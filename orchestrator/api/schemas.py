@@ -181,6 +181,8 @@ class MissionPublic(BaseModel):
     model: str
     created_at: str | None
     updated_at: str | None
+    parent_id: str | None = None
+    """The mission this one was forked from (``orchestrator fork``), which holds its record up to the fork."""
     steps: list[StepPublic]
     delegations: list[DelegationPublic]
     approvals: list[ApprovalPublic]

@@ -106,6 +106,9 @@ class Mission(Base):
     """Seq of the last event of the mission's audit chain, written with each event: a deleted tail shows."""
     chain_head: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
     """Hash of that last event (the chain's anchored head)."""
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    """The mission this one was forked from (``orchestrator fork``), which holds its record up to the fork. No
+    foreign key: adding one makes SQLite rebuild the missions table, and dropping it cascades into every child."""
 
 
 class Step(Base):

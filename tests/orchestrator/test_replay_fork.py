@@ -111,3 +111,66 @@ def test_replay_reproduces_the_demo_mission(tmp_path: Path) -> None:
     report = replay_mission(settings, mission_id)
     assert report.reproduced, report.describe()
     assert report.compared >= 20
+
+
+def test_a_fork_from_evaluate_with_another_model_completes_and_links_to_its_parent(
+        tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.audit import verify_chain
+    from orchestrator.audit_review import print_review
+    from orchestrator.fork import fork_mission
+    from orchestrator.views import mission_view
+
+    settings = _settings(tmp_path / "home")
+    parent = _scripted_mission(settings, workspace)
+    with session_scope(settings.resolved_database_url) as session:
+        before = mission_view(session, parent, with_audit=False)
+    other = {"ml-engineer": [ai("Evaluated again with model B: precision 0.93.", tokens=(50, 10)),
+                             ai("Packaged."), ai("Release planned."), ai("Report written.")]}
+    with Runner(settings, model_factory=Scripts(other).factory) as runner:
+        forked = fork_mission(runner, parent, from_step="evaluate", model="scripted:model-b", owner="analyst",
+                              auto_approve_by="ops")
+        assert forked.inherited == ("align", "design", "implement")
+        assert runner.run(forked.mission_id) == "completed"
+        messages = runner.graph.get_state({"configurable": {"thread_id": forked.mission_id}}).values["messages"]
+    child = forked.mission_id
+    with session_scope(settings.resolved_database_url) as session:
+        view = mission_view(session, child)
+        parent_after = mission_view(session, parent, with_audit=False)
+        assert verify_chain(session, child).intact
+    assert view["parent_id"] == parent and view["model"] == "scripted:model-b" and view["status"] == "completed"
+    steps = {s["name"]: s for s in view["steps"]}
+    # The steps before the fork are the parent's, as it left them; evaluate onwards are the fork's own.
+    for name in ("align", "design", "implement"):
+        assert steps[name]["status"] == "done" and steps[name]["summary"] == next(
+            s["summary"] for s in before["steps"] if s["name"] == name)
+    assert steps["evaluate"]["summary"] == "Evaluated again with model B: precision 0.93."
+    assert steps["evaluate"]["rounds"] == 1 and steps["report"]["status"] == "done"
+    # The parent's delegations before evaluate come along; the fork made none of its own.
+    assert [(d["step"], d["to_agent"]) for d in view["delegations"]] == [("align", "data-scientist"),
+                                                                         ("design", "backend-developer")]
+    # The lead went on from the parent's conversation.
+    texts = [m.content for m in messages if isinstance(m.content, str)]
+    assert "Implemented pipelines/score.py." in texts and "Evaluated." not in texts
+    assert "Evaluated again with model B: precision 0.93." in texts
+    assert parent_after["status"] == "completed" and parent_after["steps"] == before["steps"]
+    assert parent_after["parent_id"] is None
+    print_review(settings.resolved_database_url, child)
+    assert f"forked from mission {parent} at step evaluate" in capsys.readouterr().out
+    # A fork's record starts at its parent's checkpoint: replay says so rather than pretending.
+    assert replay_mission(settings, child).skipped
+    result = _cli(tmp_path / "home", "missions", "show", child, "--json")
+    assert json.loads(result.stdout)["parent_id"] == parent
+
+
+def test_fork_refuses_a_step_the_parent_never_reached(tmp_path: Path, workspace: Path) -> None:
+    settings = _settings(tmp_path / "home")
+    lead = [ai("aligned"), ai("", call("finish_step", "f-1", status="blocked", summary="design",
+                                       reason="no interface owner"))]
+    with Runner(settings, model_factory=Scripts({"ml-engineer": lead}).factory) as runner:
+        parent = runner.submit(MISSION_TEXT, workspace=workspace)
+        assert runner.run(parent) == "waiting_approval"
+    result = _cli(tmp_path / "home", "fork", parent, "--from", "evaluate")
+    assert result.returncode == 2 and "never reached step 'evaluate'" in result.stderr, result.stderr
+    assert "align, design" in result.stderr and "Traceback" not in result.stderr
+    result = _cli(tmp_path / "home", "fork", parent, "--from", "nowhere")
+    assert result.returncode == 2 and "'nowhere' is not a step" in result.stderr
