@@ -1,5 +1,5 @@
 // The page: sign-in with an API key, the missions sidebar, routing between "new mission" and a mission.
-// Routes: #/new, #/missions/<id>, #/missions/<id>/audit, #/missions/<id>/files.
+// Routes: #/new, #/missions/<id>, #/missions/<id>/audit, #/missions/<id>/files, #/missions/<id>/evaluation.
 
 import { can, gate, setCaller } from "./access.js";
 import { api, getKey, setKey } from "./api.js";
@@ -147,7 +147,7 @@ async function route() {
     return;
   }
   if (!me && !(await signIn())) return;
-  const match = location.hash.match(/^#\/missions\/([^/]+)(?:\/(audit|files|chat))?$/);
+  const match = location.hash.match(/^#\/missions\/([^/]+)(?:\/(audit|files|evaluation|chat))?$/);
   if (match) {
     const [, id, asked = "chat"] = match;
     const tab = asked === "audit" && !can("audit.read") ? "chat" : asked;
@@ -232,14 +232,14 @@ function wire() {
     $("menu-toggle").setAttribute("aria-expanded", String(open));
   });
 
-  for (const tab of ["chat", "files", "audit"]) {
+  for (const tab of ["chat", "files", "evaluation", "audit"]) {
     $(`tab-${tab}`).addEventListener("click", () => {
       if (current) location.hash = `#/missions/${current.id}${tab === "chat" ? "" : `/${tab}`}`;
     });
   }
   // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
   document.querySelector(".tabs").addEventListener("keydown", (event) => {
-    const tabs = can("audit.read") ? ["chat", "files", "audit"] : ["chat", "files"];
+    const tabs = can("audit.read") ? ["chat", "files", "evaluation", "audit"] : ["chat", "files", "evaluation"];
     const i = tabs.indexOf(current?.tab);
     if (i < 0 || !["ArrowLeft", "ArrowRight"].includes(event.key)) return;
     const next = tabs[(i + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];

@@ -6,6 +6,7 @@ import { renderAudit } from "./audit.js";
 import { Conversation } from "./chat.js";
 import { h } from "./dom.js";
 import { missionLabel, missionTitle } from "./format.js";
+import { renderEvaluation } from "./evaluation.js";
 import { errorNodes } from "./messages.js";
 import { FINISHED } from "./procedure.js";
 import { drawProcedure } from "./flow.js";
@@ -56,6 +57,7 @@ export class MissionView {
     $("reply-send").disabled = true;
     $("panel-files").replaceChildren();
     $("panel-audit").replaceChildren();
+    $("panel-evaluation").replaceChildren();
     await this.refresh();
     if (this.notFound) return false;
     this.selectTab(this.tab, false);
@@ -177,7 +179,7 @@ export class MissionView {
 
   selectTab(name, focus = true) {
     this.tab = name;
-    for (const t of ["chat", "files", "audit"]) {
+    for (const t of ["chat", "files", "evaluation", "audit"]) {
       const tab = $(`tab-${t}`);
       tab.setAttribute("aria-selected", String(t === name));
       tab.tabIndex = t === name ? 0 : -1;
@@ -186,6 +188,10 @@ export class MissionView {
     if (focus) $(`tab-${name}`).focus();
     if (name === "files" && this.mission) renderArtifacts($("panel-files"), this.mission, (p) => this.openArtifact(p));
     if (name === "audit") renderAudit($("panel-audit"), this.id).catch((err) => this.onError(err, "loadTrail"));
+    if (name === "evaluation") {
+      renderEvaluation($("panel-evaluation"), this.id, { openArtifact: (p) => this.openArtifact(p) })
+        .catch((err) => this.onError(err, "loadMission"));
+    }
   }
 
   async say(text) {

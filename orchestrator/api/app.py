@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from orchestrator.api.deps import Service
 from orchestrator.api.metrics import metrics_registry
 from orchestrator.api.problems import install_problem_handlers, problem
-from orchestrator.api.routers import API_ROUTERS, health, procedure
+from orchestrator.api.routers import API_ROUTERS, health, monitoring, procedure
 from orchestrator.api.routers.missions import LIMITS
 from orchestrator.api.schemas import Problem
 from orchestrator.api.storable import refuse_unstorable
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, *, model_factory: ModelFactory 
         return await call_next(request)
 
     app.include_router(health.router)
-    for router in (*API_ROUTERS, procedure.router):
+    for router in (*API_ROUTERS, procedure.router, monitoring.router):
         app.include_router(router, prefix=API_PREFIX)
     from orchestrator.api import langgraph  # the LangGraph Platform API subset, at the root where clients look
 

@@ -13,6 +13,7 @@ from tools.context import Ctx
 from orchestrator.constraints import format_duration
 from tools.ml.alignment import ALIGNMENT_PATH, mission_constraints
 from tools.ml.capacity import COST_PATH
+from tools.ml.dashboard import DASHBOARD_PATH, HISTORY_PATH, check_dashboard
 from tools.ml.data import load_config, read_json
 from tools.ml.evaluation import EVALUATION_HTML, EVALUATION_PATH
 from tools.ml.model_registry import MANIFEST_PATH
@@ -136,6 +137,18 @@ def _check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str, str,
         rows.append(("Security scan", f"{counts.get('high', 0)} high, {counts.get('medium', 0)} medium",
                      not security.get("blocking")))
     rows += stream_check_rows(workspace, checks)  # a streaming mission's consumer, alerts, Deployment
+    rows += _issue12_rows(workspace, checks, evaluated=bool(evaluation))
+    return rows
+
+
+def _issue12_rows(workspace: Path, checks: dict[str, Any], *, evaluated: bool) -> list[tuple[str, str, bool]]:
+    """The drift dashboard, the shadow comparison, the training pipeline, the feature store, the local CI run."""
+    rows = []
+    if evaluated or (workspace / HISTORY_PATH).is_file():
+        board = check_dashboard(workspace)
+        rows.append(("Drift dashboard", f"{board['rows']} batches in `{HISTORY_PATH}`, {board['charts']} charts in "
+                     f"`{DASHBOARD_PATH}`, {board['alerts_marked']} fired alerts marked"
+                     + (f"; problems: {'; '.join(board['problems'])}" if board["problems"] else ""), board["ok"]))
     return rows
 
 
@@ -155,6 +168,7 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Pipeline config", "pipelines/batch-scoring.yaml"), ("Pipeline tests", "tests/test_batch_scoring.py"),
                     ("Alignment", ALIGNMENT_PATH), ("Design", DESIGN_PATH), ("Evaluation (JSON)", EVALUATION_PATH),
                     ("Evaluation (HTML)", EVALUATION_HTML), ("Alert rules", ALERTS_PATH),
+                    ("Monitoring history", HISTORY_PATH), ("Drift dashboard", DASHBOARD_PATH),
                     ("ONNX model", read_json(ctx.workspace, PARITY_PATH).get("onnx", "model.onnx")),
                     ("ONNX parity", PARITY_PATH),
                     ("Dockerfile", "Dockerfile"), ("Registry index", "registry/index.json"),

@@ -21,6 +21,7 @@ from orchestrator.constraints import ConstraintSet
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH, align, mission_constraints
+from tools.ml.dashboard import record_evaluation
 from tools.ml.data import batch_files, fingerprint, profile_frame, read_json, read_table
 from tools.ml.drift import drift_table
 from tools.ml.fairness import bias_report, sensitive_features
@@ -217,7 +218,9 @@ def _batch_entry(workspace: Path, path: str, frame: pd.DataFrame, ref: pd.DataFr
     return {"name": Path(path).stem, "path": path, "sha256": fingerprint(workspace, path)["sha256"],
             "rows": prof["rows"], "missing_cells": sum(c["missing"] for c in prof["columns"]),
             "drifted": drift["drifted"], "max_psi": max((f["psi"] for f in drift["features"]), default=0.0),
-            "labelled": labelled, "performance": {k: v for k, v in perf.items() if k != "per_class"}}
+            "labelled": labelled, "performance": {k: v for k, v in perf.items() if k != "per_class"},
+            "drift": {f["name"]: {k: f.get(k) for k in ("psi", "test", "p_value", "drifted")}
+                      for f in drift["features"]}}  # per feature, for the monitoring history
 
 
 @tool(parse_docstring=True)
@@ -251,6 +254,7 @@ def evaluate_model(model_path: str, reference_path: str, current_path: str, labe
     if rules:
         ctx.write_text(ALERTS_PATH, render_rules(rules), kind="config")
         files.append(ALERTS_PATH)
+    files += record_evaluation(ctx, doc)["files"]  # one history row per batch; the dashboard redrawn
     if doc["status"] == "fail":
         failed = [a for a in doc["alerts"] if a["fired"] and a["category"] == "metric"]
         ctx.signal("underperforms", "; ".join(f"{a['name']}: {a['value']} {'<' if a['direction'] == 'below' else '>'} "

@@ -29,6 +29,8 @@ PACKAGE_DIR = "pipelines/batch_scoring"
 TEST_PATH = "tests/test_batch_scoring.py"
 MODULES = ("__init__", "__main__", "config", "logs", "model", "monitoring", "metrics", "scoring")
 GENERATOR = "tools.ml.pipeline v1"
+DASHBOARD_SOURCE = (Path(__file__).parent / "dashboard_page.py").read_text()
+"""``pipelines/batch_scoring/dashboard.py``: standard library only, so it runs in the workspace as it is."""
 # Python templates use << name >> for substitutions: Python's own {{ }} (f-strings, dicts) stays literal.
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
                    variable_start_string="<<", variable_end_string=">>")
@@ -88,6 +90,8 @@ def generate_pipeline(ctx: ToolContext, *, config_path: str = "pipelines/batch-s
     for module in MODULES:
         text = _ENV.get_template(f"batch_scoring/{module}.py.j2").render(**values)
         written.append(ctx.write_text(f"{PACKAGE_DIR}/{module}.py", text, kind="pipeline").path)
+    # The history and dashboard code is the service's own module, copied: both write the same rows and page.
+    written.append(ctx.write_text(f"{PACKAGE_DIR}/dashboard.py", DASHBOARD_SOURCE, kind="pipeline").path)
     written.append(ctx.write_text(TEST_PATH, _ENV.get_template("test_batch_scoring.py.j2").render(**values),
                                   kind="test").path)
     written.append(ctx.write_text(config_path, "# Batch scoring configuration (validated by "
