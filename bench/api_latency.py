@@ -74,12 +74,14 @@ def _seed(url: str, *, count: int, workspace: Path) -> str:
     from orchestrator.db import session_scope
     from orchestrator.db.missions import create_mission
     from orchestrator.db.schema import upgrade
+    from orchestrator.mission import parse_mission
 
     upgrade(url)
     ids = []
     with session_scope(url) as session:
         for i in range(count):
-            ids.append(create_mission(session, text=f"Mission: seeded {i}", spec={"objective": f"seeded {i}"},
+            text = f"Mission: seeded {i}"
+            ids.append(create_mission(session, text=text, spec=parse_mission(text).model_dump(mode="json"),
                                       workspace=str(workspace), owner="bench").id)
     return ids[len(ids) // 2]
 
@@ -105,9 +107,9 @@ def _wrk(base: str, key: str, endpoint: Endpoint, *, seconds: float, clients: in
                 'wrk.headers["Content-Type"] = "application/json"')
     script = scratch / "bench.lua"
     script.write_text(_WRK_SCRIPT.format(method=endpoint.method, key=key, body=body))
-    proc = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script),
-                           base + endpoint.path], capture_output=True, text=True, check=True)
-    match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", proc.stdout, re.M)
+    proc = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+                           "-s", str(script), base + endpoint.path], capture_output=True, text=True, check=True)
+    match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", proc.stdout, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{proc.stdout}\n{proc.stderr}")
     requests, duration_us, bad_status, socket_errors, timeouts, p50_us, p99_us = map(int, match.groups())
@@ -171,7 +173,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--missions", type=int, default=2000)
-    parser.add_argument("--processes", type=int, default=3, help="client processes when wrk is not installed")
+    parser.add_argument("--processes", type=int, default=3, help="client processes when wrk is not used")
+    parser.add_argument("--load", choices=("auto", "wrk", "processes"), default="auto",
+                        help="the load client (auto: wrk when installed)")
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary home")
     args = parser.parse_args()
 
@@ -191,7 +195,9 @@ def main() -> None:
                  Endpoint("GET /api/v1/missions/{id}", "GET", f"/api/v1/missions/{mission_id}", READ_TARGET),
                  Endpoint("GET /api/v1/missions?limit=20", "GET", "/api/v1/missions?limit=20", READ_TARGET),
                  Endpoint("POST /api/v1/missions", "POST", "/api/v1/missions", CREATE_TARGET)]
-    with_wrk = shutil.which("wrk") is not None
+    with_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
+    if with_wrk and shutil.which("wrk") is None:
+        parser.error("wrk is not installed: apt-get install wrk, or --load processes")
     log = open(home / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen([*cli, "serve", "--workers", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
