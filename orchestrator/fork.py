@@ -31,7 +31,7 @@ from orchestrator.errors import InputError
 from orchestrator.events import EventKind
 from orchestrator.procedure import PROCEDURE
 
-__all__ = ["fork_mission", "Fork"]
+__all__ = ["fork_mission", "Fork", "seed_steps", "put_start"]
 
 
 @dataclass(frozen=True)
@@ -124,43 +124,54 @@ def fork_mission(runner: Any, parent_id: str, *, from_step: str, model: str | No
                                             delegations=set(delegations)), mission_id=child.id, delegation_map=mapping)
         kept = _copy_artifacts(session, parent_id=parent_id, child_id=child.id, workspace=target,
                                until=start.ts if start is not None else None)
-        rows = {row.name: row for row in steps_of(session, mission_id=child.id)}
-        for name, facts_of in inherited.items():
-            row = rows.get(name)
-            if row is None:  # a detour (manual plan) the parent took
-                row = Step(mission_id=child.id, name=name, position=max(r.position for r in rows.values()) + 1)
-                session.add(row)
-                rows[name] = row
-            for key, value in facts_of.items():
-                setattr(row, key, value)
-        # The step itself: opened as the parent opened it (its round), recorded as this mission's own start.
-        row = rows.get(from_step)
-        if row is None:
-            row = Step(mission_id=child.id, name=from_step, position=max(r.position for r in rows.values()) + 1,
-                       status="pending")
-            session.add(row)
-        row.rounds = max(int(opened.get("round") or 1) - 1, 0)
-        session.flush()
-        append_event(session, mission_id=child.id, kind=EventKind.MISSION_FORKED, actor=owner,
-                     payload={"parent_id": parent_id, "from_step": from_step,
-                              "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-                              "inherited": [{"step": n, "status": f.get("status"), "rounds": f.get("rounds")}
-                                            for n, f in inherited.items()],
-                              "delegations": len(mapping), "artifacts": kept})
-        seq = session.scalar(select(Mission.chain_seq).where(Mission.id == child.id)) or 0
-        now_open = open_round(session, mission_id=child.id, step=from_step, actor=LEAD_AGENT, notes_after=seq)
+        now_open = seed_steps(session, mission_id=child.id, inherited=inherited, from_step=from_step,
+                              round_=int(opened.get("round") or 1), actor=owner,
+                              forked={"parent_id": parent_id, "from_step": from_step,
+                                      "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                                      "delegations": len(mapping), "artifacts": kept})
         child_id = child.id
+    put_start(saver, thread_id=child_id, point=point, opened=now_open, forked_from=parent_id)
+    return Fork(mission_id=child_id, parent_id=parent_id, from_step=from_step,
+                checkpoint_id=str(point.config["configurable"]["checkpoint_id"]), inherited=tuple(inherited))
+
+
+def seed_steps(session: Any, *, mission_id: str, inherited: dict[str, dict[str, Any]], from_step: str, round_: int,
+               actor: str, forked: dict[str, Any]) -> dict[str, Any]:
+    """A fork's records at its start: the inherited steps as given, the ``mission.forked`` event, and
+    ``from_step`` opened at ``round_``; returns the opened step (``orchestrator.state.OpenedStep``)."""
+    rows = {row.name: row for row in steps_of(session, mission_id=mission_id)}
+
+    def row_of(name: str) -> Step:
+        if name not in rows:  # a detour (manual plan) the parent took, or the step forked from
+            rows[name] = Step(mission_id=mission_id, name=name, status="pending", rounds=0,
+                              position=max(r.position for r in rows.values()) + 1)
+            session.add(rows[name])
+        return rows[name]
+
+    for name, facts in inherited.items():
+        row = row_of(name)
+        for key, value in facts.items():
+            setattr(row, key, value)
+    row_of(from_step).rounds = max(round_ - 1, 0)  # opened below as the parent opened it
+    session.flush()
+    append_event(session, mission_id=mission_id, kind=EventKind.MISSION_FORKED, actor=actor,
+                 payload={**forked, "inherited": [{"step": n, "status": f.get("status"), "rounds": f.get("rounds")}
+                                                  for n, f in inherited.items()]})
+    seq = session.scalar(select(Mission.chain_seq).where(Mission.id == mission_id)) or 0
+    return open_round(session, mission_id=mission_id, step=from_step, actor=LEAD_AGENT, notes_after=seq)
+
+
+def put_start(saver: Any, *, thread_id: str, point: Any, opened: dict[str, Any], forked_from: str) -> None:
+    """Copy checkpoint ``point`` (a ``CheckpointTuple``) as the first of ``thread_id``, its opened step and notes
+    position the new mission's own; the writes of the tasks that ran from it stay behind."""
     checkpoint = copy_checkpoint(point.checkpoint)
     checkpoint["id"] = str(uuid6(clock_seq=-1))
     checkpoint["ts"] = datetime.now(UTC).isoformat()
-    checkpoint["channel_values"] = {**checkpoint["channel_values"], "opened": now_open,
-                                    "notes_seq": now_open["notes_seq"]}
+    checkpoint["channel_values"] = {**checkpoint["channel_values"], "opened": opened, "notes_seq": opened["notes_seq"]}
     metadata = {**(point.metadata or {}), "source": "fork", "parents": {},
-                "forked_from": {"mission_id": parent_id, "checkpoint_id": point.config["configurable"]["checkpoint_id"]}}
-    saver.put({"configurable": {"thread_id": child_id, "checkpoint_ns": ""}}, checkpoint, metadata,
+                "forked_from": {"mission_id": forked_from, "checkpoint_id": point.config["configurable"]["checkpoint_id"]}}
+    saver.put({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, checkpoint, metadata,
               dict(checkpoint["channel_versions"]))
-    return Fork(mission_id=child_id, parent_id=parent_id, from_step=from_step,
-                checkpoint_id=str(point.config["configurable"]["checkpoint_id"]), inherited=tuple(inherited))
 
 
 def _copy_artifacts(session: Any, *, parent_id: str, child_id: str, workspace: Path,

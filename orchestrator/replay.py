@@ -7,6 +7,9 @@ journal (the executor's replay path), no model is asked (:class:`RecordOnlyModel
 record's path: each step started and finished with the same round and status, the same delegations, the
 same gates settled the same way, the same outcome. The first difference names its step.
 
+A fork (``orchestrator.fork``) replays from where it started: its first checkpoint (the parent's, copied),
+the steps and delegations it took over, and the step it was forked from opened as it was.
+
 As workflow engines replay their histories, this is also the regression test of graph changes:
 ``orchestrator replay --all`` replays every finished mission of a database with today's code.
 """
@@ -38,15 +41,18 @@ from orchestrator.db.lineage import (
     delegation_ids,
     next_delegation_id,
     read_decided_approvals,
+    read_delegations,
     read_journal,
     trail,
     write_approvals,
+    write_delegations,
     write_journal,
 )
 from orchestrator.db.missions import create_mission, end_mission, get_mission, mark_running
 from orchestrator.db.models import Event, Mission
 from orchestrator.errors import InvalidTransition, LimitExceeded, OrchestratorError, ToolError
 from orchestrator.events import EventKind
+from orchestrator.fork import put_start, seed_steps
 from orchestrator.graph import build_graph, first_input
 from orchestrator.mission import MissionSpec
 from orchestrator.procedure import TERMINAL
@@ -186,10 +192,13 @@ class Replayer:
                                                             "mcp_servers": {}})
         self.agents = load_agents(settings.agents_dirs)
         self._saver = open_checkpointer(self.url)
+        self._source_saver: Any = None
         self.graph = build_graph(self.agents).compile(checkpointer=self._saver.saver)
 
     def close(self) -> None:
         self._saver.__exit__(None, None, None)
+        if self._source_saver is not None:
+            self._source_saver.__exit__(None, None, None)
         engine_for(self.url).dispose()
         if self._owned:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -210,42 +219,71 @@ class Replayer:
             if original.status == "cancelled":
                 return ReplayReport(mission_id, reproduced=False, skipped="cancelled missions stop wherever the "
                                     "cancel found them, which a replay cannot reproduce")
-            if getattr(original, "parent_id", None):
-                return ReplayReport(mission_id, reproduced=False, skipped=f"a fork of mission {original.parent_id}: "
-                                    "its record starts from its parent's checkpoint; replay the parent")
             facts = {"text": original.text, "spec": original.spec, "model": original.model,
-                     "auto_approve_by": original.auto_approve_by}
+                     "auto_approve_by": original.auto_approve_by, "workspace": self.dir / f"ws-{mission_id}"}
             recorded = _outcome(original.status, original.error)
             journal = read_journal(source, mission_id=mission_id)
             approvals = read_decided_approvals(source, mission_id=mission_id)
             delegations = delegation_ids(source, mission_id=mission_id)
-            marks = [m for m in map(_mark, trail(source, mission_id=mission_id)) if m is not None]
-        workspace = self.dir / f"ws-{mission_id}"
-        workspace.mkdir(exist_ok=True)
+            events = trail(source, mission_id=mission_id)
+            marks = [m for m in map(_mark, events) if m is not None]
+            start = self._fork_start(source, original, events) if original.parent_id else None
+            if original.parent_id and start is None:
+                return ReplayReport(mission_id, reproduced=False, skipped=f"a fork of mission {original.parent_id} "
+                                    "whose starting checkpoint is not on record")
+        facts["workspace"].mkdir(exist_ok=True)
         with session_scope(self.url) as scratch:
-            copy = create_mission(scratch, text=facts["text"], spec=facts["spec"], workspace=str(workspace),
+            copy = create_mission(scratch, text=facts["text"], spec=facts["spec"], workspace=str(facts["workspace"]),
                                   owner="replay", model=facts["model"], auto_approve_by=facts["auto_approve_by"])
+            mapping = write_delegations(scratch, start["delegations"], mission_id=copy.id) if start else {}
             base = next_delegation_id(scratch)
+            own = [old for old in delegations if old not in mapping]
             write_journal(scratch, journal, mission_id=copy.id,
-                          delegation_map={old: base + i for i, old in enumerate(delegations)})
+                          delegation_map={**mapping, **{old: base + i for i, old in enumerate(own)}})
             write_approvals(scratch, approvals, mission_id=copy.id)
+            if start:  # a fork starts where its parent's record left it, as fork_mission set it up
+                opened = seed_steps(scratch, mission_id=copy.id, inherited=start["inherited"],
+                                    from_step=start["from_step"], round_=start["round"], actor="replay",
+                                    forked=start["forked"])
             replay_id = copy.id
-        stopped = self._drive(replay_id, facts)
+        if start:
+            put_start(self._saver.saver, thread_id=replay_id, point=start["point"], opened=opened,
+                      forked_from=mission_id)
+        stopped = self._drive(replay_id, facts, fresh_start=start is None)
         with session_scope(self.url, readonly=True) as scratch:
             replayed_row = get_mission(scratch, replay_id)
             replayed = _outcome(replayed_row.status, replayed_row.error)
-            events = trail(scratch, mission_id=replay_id)
+            replay_events = trail(scratch, mission_id=replay_id)
             current = replayed_row.current_step
-        return _compare(mission_id, marks, events, recorded=recorded, replayed=replayed, stopped=stopped,
+        return _compare(mission_id, marks, replay_events, recorded=recorded, replayed=replayed, stopped=stopped,
                         current=current)
 
-    def _drive(self, mission_id: str, facts: dict[str, Any]) -> str | None:
+    def _fork_start(self, source: Any, mission: Mission, events: list[Event]) -> dict[str, Any] | None:
+        """Where a fork started: its first checkpoint, the steps and delegations it took from its parent."""
+        forked = next((e.payload for e in events if e.kind == EventKind.MISSION_FORKED), None)
+        if self._source_saver is None:
+            self._source_saver = open_checkpointer(self.source_url)
+        points = list(self._source_saver.saver.list({"configurable": {"thread_id": mission.id}}))
+        if forked is None or not points:
+            return None
+        point = points[-1]  # newest first: the fork's own first checkpoint
+        handed = {e.delegation_id for e in events if e.kind == EventKind.HANDOFF_STARTED}
+        taken = [i for i in delegation_ids(source, mission_id=mission.id) if i not in handed]
+        return {"point": point, "from_step": forked["from_step"],
+                "round": int((point.checkpoint["channel_values"].get("opened") or {}).get("round") or 1),
+                "inherited": {i["step"]: {"status": i["status"], "rounds": i["rounds"]} for i in forked["inherited"]},
+                "forked": {k: v for k, v in forked.items() if k != "inherited"},
+                "delegations": read_delegations(source, ids=taken)}
+
+    def _drive(self, mission_id: str, facts: dict[str, Any], *, fresh_start: bool) -> str | None:
         """Run the copy to its end, answering each gate with the recorded decision; why it stopped early, if so."""
+        graph_input: Any = None  # a fork goes on from its first checkpoint
         with transaction(self.url) as tx:
             mark_running(tx, mission_id=mission_id, was="queued", actor="replay")
-            graph_input: Any = first_input(tx, mission_id=mission_id)
+            if fresh_start:
+                graph_input = first_input(tx, mission_id=mission_id)
         run = RunContext(settings=self.scratch_settings, agents=self.agents, mission_id=mission_id,
-                         mission=MissionSpec.model_validate(facts["spec"]), workspace=self.dir / f"ws-{mission_id}",
+                         mission=MissionSpec.model_validate(facts["spec"]), workspace=facts["workspace"],
                          model_factory=_record_only, auto_approve_by=facts["auto_approve_by"], fresh=False,
                          replay=True)
         config = {"configurable": {"thread_id": mission_id}, "recursion_limit": self.settings.recursion_limit}

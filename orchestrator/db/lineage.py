@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from orchestrator.db.models import Approval, Delegation, Event, ModelTurn, Step, ToolCall
 
 __all__ = ["JournalCopy", "read_journal", "write_journal", "read_decided_approvals", "write_approvals",
-           "delegation_ids", "next_delegation_id", "trail", "copy_delegations"]
+           "delegation_ids", "next_delegation_id", "trail", "copy_delegations", "read_delegations",
+           "write_delegations", "steps_of"]
 
 _SUB_SCOPE = re.compile(r"^(?P<agent>[^:]+):dlg(?P<id>\d+):(?P<turn>\d+)$")
 """A sub-agent's journal key: ``<agent>:dlg<delegation id>:<messages so far>``."""
@@ -27,6 +28,10 @@ class JournalCopy:
 
 def _columns(row: Any, *, skip: tuple[str, ...] = ("id",)) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in skip}
+
+
+def _with_id(row: Any) -> dict[str, Any]:
+    return _columns(row, skip=())
 
 
 def read_journal(session: Session, *, mission_id: str, delegations: set[int] | None = None,
@@ -99,6 +104,22 @@ def copy_delegations(session: Session, *, from_mission: str, to_mission: str, id
         session.add(copy)
         session.flush()
         mapping[old] = copy.id
+    return mapping
+
+
+def read_delegations(session: Session, *, ids: list[int]) -> list[dict[str, Any]]:
+    return [_with_id(row) for row in session.scalars(select(Delegation).where(Delegation.id.in_(ids))
+                                                     .order_by(Delegation.id))] if ids else []
+
+
+def write_delegations(session: Session, rows: list[dict[str, Any]], *, mission_id: str) -> dict[int, int]:
+    """Insert delegation rows (read from another database) as ``mission_id``'s; returns old id -> new id."""
+    mapping: dict[int, int] = {}
+    for old_id, row in zip([r["id"] for r in rows], rows, strict=True):
+        copy = Delegation(**{**{k: v for k, v in row.items() if k != "id"}, "mission_id": mission_id})
+        session.add(copy)
+        session.flush()
+        mapping[old_id] = copy.id
     return mapping
 
 

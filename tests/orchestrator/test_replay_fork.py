@@ -156,8 +156,10 @@ def test_a_fork_from_evaluate_with_another_model_completes_and_links_to_its_pare
     assert parent_after["parent_id"] is None
     print_review(settings.resolved_database_url, child)
     assert f"forked from mission {parent} at step evaluate" in capsys.readouterr().out
-    # A fork's record starts at its parent's checkpoint: replay says so rather than pretending.
-    assert replay_mission(settings, child).skipped
+    # A fork replays from where it started: its parent's checkpoint and the steps it took over.
+    report = replay_mission(settings, child)
+    assert report.reproduced, report.describe()
+    assert report.compared >= 8  # evaluate, package, release and report, started and finished, and the outcome
     result = _cli(tmp_path / "home", "missions", "show", child, "--json")
     assert json.loads(result.stdout)["parent_id"] == parent
 
