@@ -24,6 +24,7 @@ from orchestrator.db.models import Approval, Event, ToolCall
 from orchestrator.mcp_config import McpServer
 from orchestrator.mcp_tools import close_all
 from orchestrator.mission import parse_mission
+from orchestrator.replay import replay_mission
 from orchestrator.runner import Runner
 from orchestrator.toolset import tools_of
 from orchestrator.views import mission_view
@@ -161,6 +162,11 @@ def test_a_stdio_server_in_the_agents_front_matter_gives_it_a_tool_under_the_pol
     assert SECRET_IN_RESULT not in events["m-1"]["result_preview"]
     with session_scope(sqlite_url) as session:
         assert mission_view(session, mission_id)["audit"]["intact"]
+    # The journal answers a replay: the same path, and the server is not called again.
+    close_all()
+    report = replay_mission(settings, mission_id)
+    assert report.reproduced, report.describe()
+    assert [line.split()[0] for line in calls_served(tmp_path)] == ["library_docs", "read_dataset"]
 
 
 def test_a_server_killed_mid_mission_is_a_recorded_tool_error_and_the_outcome_says_so(
