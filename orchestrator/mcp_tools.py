@@ -18,6 +18,7 @@ when a server is configured.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import re
@@ -113,6 +114,7 @@ class _Hub:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="mcp-servers", daemon=True).start()
                 self._loop = loop
+                atexit.register(self.close_all)  # stop the servers' processes and sessions with ours
             return self._loop
 
     def _submit(self, coro: Any, timeout: float) -> Any:
