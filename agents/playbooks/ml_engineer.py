@@ -188,7 +188,34 @@ def evaluate(view: View) -> Playbook:
     findings = findings_of(ev) + [Finding(title=f"alert {a['name']} fired", severity="high" if a["name"].endswith("_drop") else "medium",
                                           detail=f"value {a['value']} vs threshold {a['threshold']}")
                                   for a in ev.get("alerts", []) if a.get("fired")]
-    return Finish(summary=" ".join(parts), findings=findings, artifacts=ev.get("files", []))
+    artifacts = list(ev.get("files", []))
+    if found.get("candidate_path"):  # a candidate (retrained, or given): shadow it beside production on the same rows
+        shadow = as_dict((yield Call("compare_shadow", {
+            "model_path": found.get("model_path") or "", "candidate_path": found["candidate_path"],
+            "current_path": found.get("current_path") or "", "label_column": found.get("label_column") or "",
+            "constraints": clauses(view)})))
+        parts.append(_shadow_text(shadow))
+        findings += findings_of(shadow)
+        if not failed(shadow):
+            artifacts.append(shadow.get("path", "reports/shadow-comparison.json"))
+            if shadow.get("decision") != "promote":
+                findings.append(Finding(title="shadow comparison: hold the candidate", severity="high",
+                                        detail="gates not met: " + "; ".join(shadow.get("failed_gates") or [])))
+    return Finish(summary=" ".join(parts), findings=findings, artifacts=artifacts)
+
+
+def _shadow_text(shadow: dict[str, Any]) -> str:
+    """The shadow comparison's figures in one sentence (every figure from the tool's result)."""
+    if failed(shadow):
+        return f"Shadow comparison could not run: {shadow.get('error')}."
+    deltas = ", ".join(f"{name} {m['production']} -> {m['candidate']} ({m['delta']:+.4f}"
+                       + (f", 95% interval [{m['interval']['low']:+.4f}, {m['interval']['high']:+.4f}]"
+                          if m.get("interval") else "") + ")" for name, m in (shadow.get("metrics") or {}).items())
+    latency = shadow.get("latency") or {}
+    agreement = (shadow.get("agreement") or {}).get("rate")
+    return (f"Shadow comparison on {shadow.get('which_rows')}: agreement {agreement}; {deltas or 'no metric'}; "
+            f"p95 latency per row {(latency.get('production') or {}).get('p95_ms')} ms (production) vs "
+            f"{(latency.get('candidate') or {}).get('p95_ms')} ms (candidate); decision: {shadow.get('decision')}.")
 
 
 def package(view: View) -> Playbook:

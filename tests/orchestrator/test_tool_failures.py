@@ -58,6 +58,7 @@ FAILING_CALLS: dict[str, dict[str, Any]] = {
     "generate_streaming_consumer": {"config_path": MISSING},
     "estimate_stream_capacity": {"config_path": MISSING},
     "write_stream_deployment": {"config_path": MISSING},
+    "compare_shadow": {"model_path": "models/none", "candidate_path": "models/none-candidate", "current_path": MISSING},
 }
 
 

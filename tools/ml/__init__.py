@@ -17,6 +17,7 @@ from tools.ml.release import write_deployment_notes
 from tools.ml.remediation import retrain_candidate
 from tools.ml.schedule import write_ci_workflow, write_schedule
 from tools.ml.security import security_scan
+from tools.ml.shadow import compare_shadow
 from tools.ml.serving import generate_inference_service, review_scoring_interface
 from tools.ml.stream_release import estimate_stream_capacity, write_stream_deployment
 from tools.ml.streaming import generate_streaming_consumer, write_stream_design
@@ -27,7 +28,7 @@ CAPABILITIES: dict[str, list[BaseTool]] = {
     "MLData": [locate_inputs, profile_dataset, fingerprint_dataset, inspect_model],
     "MLAlign": [align_data],
     "MLExperiment": [retrain_candidate],
-    "MLEval": [evaluate_model],
+    "MLEval": [evaluate_model, compare_shadow],
     "MLPipeline": [generate_batch_pipeline, write_stream_design, generate_streaming_consumer],
     "MLPackage": [export_onnx_model, build_container, register_model, write_manifest],
     "MLRelease": [estimate_capacity, write_schedule, write_ci_workflow, write_deployment_notes,

@@ -23,6 +23,7 @@ from tools.ml.release import NOTES_PATH
 from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
 from tools.ml.security import SECURITY_PATH
 from tools.ml.serving import REVIEW_PATH, SERVICE_APP
+from tools.ml.shadow import SHADOW_PATH
 from tools.ml.stream_release import STREAM_DELIVERABLES, stream_check_rows
 
 __all__ = ["write_design_doc", "write_mission_report", "DESIGN_PATH", "REPORT_PATH"]
@@ -149,6 +150,15 @@ def _issue12_rows(workspace: Path, checks: dict[str, Any], *, evaluated: bool) -
         rows.append(("Drift dashboard", f"{board['rows']} batches in `{HISTORY_PATH}`, {board['charts']} charts in "
                      f"`{DASHBOARD_PATH}`, {board['alerts_marked']} fired alerts marked"
                      + (f"; problems: {'; '.join(board['problems'])}" if board["problems"] else ""), board["ok"]))
+    shadow = read_json(workspace, SHADOW_PATH)
+    if shadow:
+        deltas = ", ".join(f"{name} {m.get('delta'):+.4f}" for name, m in (shadow.get("metrics") or {}).items())
+        lat = shadow.get("latency") or {}
+        rows.append(("Shadow comparison", f"{shadow.get('decision')} on {(shadow.get('data') or {}).get('rows')} rows: "
+                     f"agreement {(shadow.get('agreement') or {}).get('rate')}, {deltas or 'no labels'}; p95 per row "
+                     f"{(lat.get('production') or {}).get('p95_ms')} / {(lat.get('candidate') or {}).get('p95_ms')} ms"
+                     + (f"; gates not met: {'; '.join(shadow.get('failed_gates') or [])}"
+                        if shadow.get("failed_gates") else ""), shadow.get("decision") == "promote"))
     return rows
 
 
@@ -169,6 +179,7 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Alignment", ALIGNMENT_PATH), ("Design", DESIGN_PATH), ("Evaluation (JSON)", EVALUATION_PATH),
                     ("Evaluation (HTML)", EVALUATION_HTML), ("Alert rules", ALERTS_PATH),
                     ("Monitoring history", HISTORY_PATH), ("Drift dashboard", DASHBOARD_PATH),
+                    ("Shadow comparison", SHADOW_PATH),
                     ("ONNX model", read_json(ctx.workspace, PARITY_PATH).get("onnx", "model.onnx")),
                     ("ONNX parity", PARITY_PATH),
                     ("Dockerfile", "Dockerfile"), ("Registry index", "registry/index.json"),

@@ -21,6 +21,7 @@ from tools.ml.model_registry import MANIFEST_PATH
 from tools.ml.monitoring import ALERTS_PATH
 from tools.ml.packaging import PARITY_PATH
 from tools.ml.schedule import CI_PATH, SCHEDULE_PATH, release_constraints
+from tools.ml.shadow import SHADOW_PATH
 
 __all__ = ["deployment_notes", "write_deployment_notes", "NOTES_PATH"]
 
@@ -29,6 +30,35 @@ NOTES_PATH = "docs/deployment-notes.md"
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
+
+
+def _shadow_gate(shadow: dict[str, Any]) -> str:
+    agreement = (shadow.get("agreement") or {}).get("rate")
+    return (f"decision **{shadow.get('decision')}** on {(shadow.get('data') or {}).get('rows')} rows, agreement "
+            f"{_fmt(agreement)}" + "".join(f", {name} {m.get('delta'):+.4f}" for name, m in
+                                           (shadow.get("metrics") or {}).items() if m.get("monitored")))
+
+
+def shadow_lines(shadow: dict[str, Any]) -> list[str]:
+    """The shadow comparison's figures for the validation status (none when no candidate was compared)."""
+    if not shadow:
+        return []
+    lines = [f"- Shadow comparison (`{SHADOW_PATH}`), candidate `{(shadow.get('candidate') or {}).get('path')}` vs "
+             f"production `{(shadow.get('production') or {}).get('path')}` on {(shadow.get('data') or {}).get('which')}: "
+             f"agreement {_fmt((shadow.get('agreement') or {}).get('rate'))}; decision **{shadow.get('decision')}**."]
+    for name, m in (shadow.get("metrics") or {}).items():
+        interval = m.get("interval") or {}
+        lines.append(f"  - {name}: production {_fmt(m.get('production'))}, candidate {_fmt(m.get('candidate'))}, "
+                     f"difference {m.get('delta'):+.4f}"
+                     + (f" (95% paired bootstrap interval [{interval['low']:+.4f}, {interval['high']:+.4f}])"
+                        if interval else "") + ("; monitored" if m.get("monitored") else "") + ".")
+    for who in ("production", "candidate"):
+        lat = (shadow.get("latency") or {}).get(who) or {}
+        lines.append(f"  - Latency, {who}: p50 {_fmt(lat.get('p50_ms'))} ms, p95 {_fmt(lat.get('p95_ms'))} ms per row "
+                     f"({lat.get('single_row_calls')} one-row calls); {lat.get('rows_per_second')} rows/s on the batch.")
+    for gate in shadow.get("gates") or []:
+        lines.append(f"  - Gate {'met' if gate.get('passed') else 'NOT met'}: {gate.get('gate')} — {gate.get('detail')}.")
+    return lines
 
 
 def _metric_gates(alignment: dict[str, Any]) -> str:
@@ -99,11 +129,14 @@ def deployment_notes(workspace: Path, *, config_path: str,
     if parity:
         lines.append(f"- ONNX parity {parity.get('status')}: max |score diff| {parity.get('max_abs_score_diff')}, "
                      f"labels identical: {parity.get('labels_identical')}.")
+    shadow = read_json(workspace, SHADOW_PATH)
+    lines += shadow_lines(shadow)
     lines += ["", "## Rollout: shadow → canary → promote", "",
               "| Stage | What runs | Gate to pass before the next stage |", "|---|---|---|",
               f"| Shadow (≥ 3 runs) | New image scores the same input beside production; outputs to a shadow path, "
               f"nothing consumed | dry run and tests green in CI; no new `feature_drift` alert; alert rate within "
-              f"{_fmt((alignment.get('thresholds') or {}).get('alert_rate', {}).get('ceiling'))} |",
+              f"{_fmt((alignment.get('thresholds') or {}).get('alert_rate', {}).get('ceiling'))}"
+              + (f"; offline shadow already run: {_shadow_gate(shadow)}" if shadow else "") + " |",
               f"| Canary (≥ 2 runs) | New image serves 10% of partitions; production model the rest | "
               f"{_metric_gates(alignment)}; run finishes inside the {plan.window_text} window |",
               "| Promote | New image for all partitions; registry stage set to `production` | canary gates held; "

@@ -578,8 +578,32 @@ def op_retrain(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def op_shadow(request: dict[str, Any]) -> dict[str, Any]:
+    """Score the same rows with each model (production, candidate), timing each: the whole batch in one call,
+    and one call per row on the first ``single_rows`` rows (what one request costs). A first call warms up."""
+    path = request["data"]
+    frame = _rows(read_frame(path), request.get("rows"))
+    single = min(int(request.get("single_rows", 100)), len(frame))
+    results = {}
+    for name, spec in request["models"].items():
+        model = Model(spec)
+        model.score(frame.iloc[:1], path)
+        started = time.perf_counter()
+        scored = model.score(frame, path)
+        batch_seconds = time.perf_counter() - started
+        times = []
+        for i in range(single):
+            started = time.perf_counter()
+            model.score(frame.iloc[i:i + 1], path)
+            times.append((time.perf_counter() - started) * 1000)
+        results[name] = {"model": model.describe(), "batch_seconds": round(batch_seconds, 6),
+                         "single_row_ms": encode(np.array(times, dtype=np.float64)),
+                         **{k: encode(v) for k, v in scored.items()}}
+    return {"rows": int(len(frame)), "results": results}
+
+
 OPERATIONS = {"describe": op_describe, "predict": op_predict, "benchmark": op_benchmark,
-              "export_onnx": op_export_onnx, "retrain": op_retrain}
+              "export_onnx": op_export_onnx, "retrain": op_retrain, "shadow": op_shadow}
 
 
 def main(argv: list[str]) -> int:

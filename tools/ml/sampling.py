@@ -19,7 +19,7 @@ import numpy as np
 
 from tools.ml.metrics import Outcome, metric
 
-__all__ = ["Interval", "bootstrap_interval", "sufficient", "RESAMPLES", "LEVEL"]
+__all__ = ["Interval", "bootstrap_interval", "paired_delta_interval", "sufficient", "RESAMPLES", "LEVEL"]
 
 RESAMPLES = 200
 LEVEL = 0.90
@@ -140,6 +140,28 @@ def bootstrap_interval(name: str, o: Outcome, *, resamples: int = RESAMPLES, see
     tail = (1 - LEVEL) / 2 * 100
     return Interval(low=float(np.percentile(finite, tail)), high=float(np.percentile(finite, 100 - tail)),
                     resamples=int(len(finite)))
+
+
+def paired_delta_interval(name: str, candidate: Outcome, production: Outcome, *, resamples: int = 1000,
+                          level: float = 0.95, seed: int = 0) -> Interval | None:
+    """The interval of ``metric(candidate) - metric(production)`` over the same row resamples (both models
+    scored the same rows, so each resample keeps the pairing); None when it cannot be computed."""
+    n = len(candidate)
+    if n < 2 or len(production) != n:
+        return None
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _MAX_CELLS // n)
+    deltas = []
+    for done in range(0, resamples, per_chunk):
+        idx = rng.integers(0, n, size=(min(per_chunk, resamples - done), n))
+        deltas.append(_values(name, candidate, idx) - _values(name, production, idx))
+    values = np.concatenate(deltas)
+    finite = values[np.isfinite(values)]
+    if len(finite) < len(values) // 2 or not len(finite):
+        return None
+    tail = (1 - level) / 2 * 100
+    return Interval(low=float(np.percentile(finite, tail)), high=float(np.percentile(finite, 100 - tail)),
+                    resamples=int(len(finite)), level=level)
 
 
 def sufficient(interval: Interval | None, *, limit: float, value: float, baseline: float | None) -> bool:
