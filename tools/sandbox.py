@@ -51,7 +51,7 @@ from tools.quotas import MB as _MB
 from tools.quotas import QuotaExceeded, WorkspaceGrowth, check_quotas
 
 __all__ = ["WORKSPACE_MOUNT", "QuotaExceeded", "SandboxResult", "bwrap_path", "build_argv", "sandbox_env",
-           "run_sandboxed", "run_sandboxed_readonly", "sweep_stale_cgroups"]
+           "run_sandboxed", "sweep_stale_cgroups"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,11 @@ def sandbox_env(*, workspace: str) -> dict[str, str]:
 
 
 def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "bwrap",
-               tmp_mb: int | None = None) -> list[str]:
+               tmp_mb: int | None = None, readonly: bool = False) -> list[str]:
     """The bubblewrap command line running ``command`` (a shell string or an argv) in ``workspace``.
 
     ``tmp_mb``: the size of the private ``/tmp`` (``shell_tmp_mb``); unsized when ``None``.
+    ``readonly``: the workspace is mounted read-only (commands that only read it and answer on stdout).
 
     A string runs as ``bash -c`` (not a login shell: ``/etc/profile`` would reset ``PATH`` and hide the
     project's virtualenv).
@@ -164,7 +165,7 @@ def build_argv(command: str | Sequence[str], *, workspace: Path, bwrap: str = "b
     argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
     for root in _python_roots():
         argv += ["--ro-bind", root, root]
-    argv += ["--bind", str(workspace.resolve()), WORKSPACE_MOUNT,
+    argv += ["--ro-bind" if readonly else "--bind", str(workspace.resolve()), WORKSPACE_MOUNT,
              # The root is bwrap's own tmpfs: read-only, so only /workspace and /tmp take writes.
              "--remount-ro", "/", "--chdir", WORKSPACE_MOUNT, "--clearenv"]
     for key, value in sandbox_env(workspace=WORKSPACE_MOUNT).items():
@@ -380,20 +381,26 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_sandboxed(
-    command: str | Sequence[str], cwd: Path, settings: Settings, timeout: float | None = None
+    command: str | Sequence[str], cwd: Path, settings: Settings, timeout: float | None = None, *,
+    readonly: bool = False, max_output_bytes: int | None = None,
 ) -> SandboxResult:
     """Run ``command`` with ``cwd`` (the mission workspace) as the only writable directory.
 
     ``timeout`` defaults to ``settings.shell_timeout_s`` and never exceeds it. Without bubblewrap this
     raises :class:`ToolError` unless ``settings.allow_unsandboxed_shell`` is set, in which case the command
     runs directly (with the same limits and scrubbed environment) and the result says ``sandboxed=False``.
+
+    ``readonly``: the workspace is mounted read-only too, for commands that only read it and answer on
+    standard output (the ML tools' model runner: an unpickled model must not rewrite what the host reads
+    next); ``max_output_bytes`` then bounds that answer instead of ``shell_max_output_bytes``.
     """
     limit = settings.shell_timeout_s if timeout is None else min(float(timeout), settings.shell_timeout_s)
     limit = max(limit, 0.1)
     workspace = cwd.resolve()
     bwrap = bwrap_path()
     if bwrap is not None:
-        argv = build_argv(command, workspace=workspace, bwrap=bwrap, tmp_mb=settings.shell_tmp_mb)
+        argv = build_argv(command, workspace=workspace, bwrap=bwrap, tmp_mb=settings.shell_tmp_mb,
+                          readonly=readonly)
         run_cwd, env, sandboxed = "/", {}, True
     elif settings.allow_unsandboxed_shell:
         logger.warning("bubblewrap missing: running a shell command unsandboxed (allow_unsandboxed_shell)")
@@ -408,8 +415,8 @@ def run_sandboxed(
     cgroup = _PidsCgroup.create(settings.shell_max_processes) if os.geteuid() == 0 else None
     if os.geteuid() == 0 and cgroup is None:
         _warn_once("running as root without a writable pids cgroup: the shell process limit is not enforced")
-    out, err = _Output(settings.shell_max_output_bytes), _Output(settings.shell_max_output_bytes)
-    growth = WorkspaceGrowth(workspace, cap=settings.shell_workspace_growth_mb * _MB)
+    out, err = _Output(max_output_bytes or settings.shell_max_output_bytes), _Output(settings.shell_max_output_bytes)
+    growth = None if readonly else WorkspaceGrowth(workspace, cap=settings.shell_workspace_growth_mb * _MB)
     started = time.monotonic()
     deadline = started + limit
     timed_out = stopped = False
@@ -420,8 +427,9 @@ def run_sandboxed(
             preexec_fn=_limits_preexec(settings, limit, cgroup.procs_file() if cgroup else None),
         )
         try:
-            stopped = _pump(proc, {proc.stdout: out, proc.stderr: err}, deadline, watch=growth.exceeded)
-            timed_out = stopped and not growth.tripped
+            stopped = _pump(proc, {proc.stdout: out, proc.stderr: err}, deadline,
+                            watch=growth.exceeded if growth else None)
+            timed_out = stopped and not (growth and growth.tripped)
             if not stopped:
                 try:
                     proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
@@ -449,7 +457,8 @@ def run_sandboxed(
         truncated=bool(out.dropped or err.dropped),
         sandboxed=sandboxed,
     )
-    growth.exceeded(time.monotonic(), final=True)
+    if growth is not None:
+        growth.exceeded(time.monotonic(), final=True)
     check_quotas(result, settings=settings, workspace=workspace, growth=growth)
     return result
 
@@ -484,74 +493,3 @@ def _pump(proc: subprocess.Popen[bytes], sinks: dict[Any, _Output], deadline: fl
         return False
     finally:
         selector.close()
-
-
-def run_sandboxed_readonly(
-    command: Sequence[str], cwd: Path, settings: Settings, timeout: float | None = None, *, max_output_bytes: int
-) -> SandboxResult:
-    """Run ``command`` as :func:`run_sandboxed` does, but with the workspace mounted read-only.
-
-    For commands that only read the workspace and answer on standard output, such as the ML tools' model
-    runner: an unpickled model must not rewrite the data or reports the host reads next. Standard output
-    is bounded by ``max_output_bytes`` instead of ``shell_max_output_bytes`` (an answer for the host, not
-    text for a model). Without bubblewrap the same rules as :func:`run_sandboxed` apply (and nothing is
-    read-only then).
-    """
-    limit = settings.shell_timeout_s if timeout is None else min(float(timeout), settings.shell_timeout_s)
-    limit = max(limit, 0.1)
-    workspace = cwd.resolve()
-    bwrap = bwrap_path()
-    if bwrap is not None:
-        argv = build_argv(list(command), workspace=workspace, bwrap=bwrap, tmp_mb=settings.shell_tmp_mb)
-        for i in range(len(argv) - 2):
-            if argv[i] == "--bind" and argv[i + 2] == WORKSPACE_MOUNT:
-                argv[i] = "--ro-bind"
-                break
-        else:  # pragma: no cover - build_argv always binds the workspace
-            raise ToolError("the sandbox command line has no workspace mount to make read-only")
-        run_cwd, env, sandboxed = "/", {}, True
-    elif settings.allow_unsandboxed_shell:
-        logger.warning("bubblewrap missing: running a model command unsandboxed (allow_unsandboxed_shell)")
-        argv, run_cwd, env, sandboxed = list(command), str(workspace), sandbox_env(workspace=str(workspace)), False
-    else:
-        raise ToolError(
-            "the sandbox is unavailable: bubblewrap (bwrap) is not installed on the orchestrator host, and workspace "
-            "models are only loaded inside it; an operator must install it (apt-get install bubblewrap) or set "
-            "ORCH_ALLOW_UNSANDBOXED_SHELL=true"
-        )
-    cgroup = _PidsCgroup.create(settings.shell_max_processes) if os.geteuid() == 0 else None
-    out, err = _Output(max_output_bytes), _Output(settings.shell_max_output_bytes)
-    started = time.monotonic()
-    timed_out = False
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=run_cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_limits_preexec(settings, limit, cgroup.procs_file() if cgroup else None),
-        )
-        try:
-            timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, started + limit)
-            if not timed_out:
-                try:
-                    proc.wait(timeout=max(started + limit - time.monotonic(), 0.0))
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-            if timed_out:
-                _kill_group(proc)
-                if cgroup:
-                    cgroup.kill_all()
-                proc.wait()
-        finally:
-            if not sandboxed:
-                _kill_group(proc)
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
-    finally:
-        if cgroup:
-            cgroup.remove()
-    return SandboxResult(
-        exit_code=None if timed_out else proc.returncode, stdout=out.text(),
-        stderr=err.text() + (f"\n[killed: wall-clock limit of {limit:g}s reached]" if timed_out else ""),
-        duration_s=time.monotonic() - started, timed_out=timed_out, truncated=bool(out.dropped or err.dropped),
-        sandboxed=sandboxed,
-    )

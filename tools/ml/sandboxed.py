@@ -27,7 +27,7 @@ from orchestrator.errors import ToolError
 from tools.context import ToolContext
 from tools.ml.errors import DataError, ModelError, check_workspace
 from tools.ml.model import ModelInfo, ModelRef, locate_model, model_info
-from tools.sandbox import run_sandboxed_readonly
+from tools.sandbox import run_sandboxed
 from tools.workspace import resolve_in_workspace
 
 __all__ = ["Scores", "Predictions", "ask", "describe", "predict", "decode", "scores_of", "RUNNER_SOURCE",
@@ -110,8 +110,8 @@ def ask(ctx: ToolContext, op: str, request: dict[str, Any], *, refs: list[ModelR
             raise DataError(f"dataset {path!r} does not exist in the workspace", path=path,
                             fix="check the data path in the mission's inputs or the pipeline config")
     text = json.dumps({**request, "op": op})
-    result = run_sandboxed_readonly([sys.executable, "-I", "-c", RUNNER_SOURCE, text], ctx.workspace,
-                                    ctx.settings, max_output_bytes=MAX_ANSWER_BYTES)
+    result = run_sandboxed([sys.executable, "-I", "-c", RUNNER_SOURCE, text], ctx.workspace, ctx.settings,
+                           readonly=True, max_output_bytes=MAX_ANSWER_BYTES)
     logger.debug("model runner %s: exit %s in %.2fs, %d bytes", op, result.exit_code, result.duration_s,
                  len(result.stdout))
     blame = refs[0].artifact if len(refs) == 1 else ""
