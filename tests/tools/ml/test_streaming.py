@@ -77,6 +77,7 @@ def test_both_mission_forms_are_streaming_and_their_alert_rules_come_from_their_
     assert {r["source"] for r in kafka["alert_rules"]} == {"default"}  # no words: defaults, said as such
 
 
+@pytest.mark.timeout(900)  # three sandboxed runs, each starting Python processes that load scikit-learn
 def test_generated_tests_and_dry_run_pass_in_the_sandbox(consumer_ws: ToolContext) -> None:
     ws = consumer_ws.workspace
     source = (ws / "pipelines/streaming_scoring/consumer.py").read_text()
@@ -222,6 +223,7 @@ def test_streaming_playbooks_design_implement_and_release(consumer_ws: ToolConte
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the six steps, the report running the consumer's checks again: ~5 min on 2 busy cores
 @pytest.mark.parametrize("text", [SEED_FORM, FREE_TEXT], ids=["seed-form", "free-text"])
 def test_a_streaming_mission_completes_with_the_builtin_planner(tmp_path: Path, text: str) -> None:
     if shutil.which("redis-server") is None:  # the generated Redis test starts its own, inside the sandbox
