@@ -13,7 +13,8 @@ COPY agents/ agents/
 COPY tools/ tools/
 COPY migrations/ migrations/
 COPY web/ web/
-RUN /opt/venv/bin/pip install --no-cache-dir .
+# The scale extra: on PostgreSQL the workers run missions as procrastinate jobs (orchestrator/jobs.py).
+RUN /opt/venv/bin/pip install --no-cache-dir ".[scale]"
 
 FROM python:3.11.7-slim-bookworm
 # bubblewrap: the sandbox every shell command and workspace model runs in; git: the model registry records the
