@@ -152,3 +152,23 @@ def test_a_worker_killed_or_paused_mid_mission_leaves_every_mission_completed_on
     assert any(len([s for m, s in jobs if m == mid]) > 1 for mid in ids)  # at least one was taken over
     if how == "stop":  # the paused worker noticed, and stopped instead of writing
         assert "stops before its next write" in (tmp_path / "first.log").read_text()
+
+
+def _jobs_of(url: str, mission_id: str) -> list[str]:
+    with session_scope(url, readonly=True) as session:
+        return list(session.scalars(text("SELECT status::text FROM procrastinate_jobs WHERE lock = :lock ORDER BY id"),
+                                    {"lock": f"mission:{mission_id}"}))
+
+
+def test_a_queued_mission_has_one_waiting_job_and_cancelling_cancels_it(pg_url: str, tmp_path: Path,
+                                                                         model: FakeOpenAI) -> None:
+    [mission_id] = _queue(pg_url, tmp_path, model, 1)
+    assert _jobs_of(pg_url, mission_id) == ["todo"]  # deferred with the mission, in its transaction
+    settings = Settings(home=tmp_path, database_url=pg_url, _env_file=None)
+    with Runner(settings, migrate=False) as runner:
+        runner.dispatch = MissionQueue.for_settings(settings)
+        with session_scope(pg_url) as session:  # a message while it waits: the waiting job will read it
+            runner.queued(session, mission_id)
+        assert _jobs_of(pg_url, mission_id) == ["todo"]  # the queueing lock keeps one waiting job
+        assert runner.cancel(mission_id, actor="test") == "cancelled"
+    assert _jobs_of(pg_url, mission_id) == ["cancelled"]
