@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.fake_openai import FakeOpenAI, fake_openai  # noqa: E402
+from tests.support.fake_openai import FakeOpenAI, fake_openai
 
 RATIO_TARGET = 0.80
 MISSION = """/agent ml-engineer
@@ -119,14 +119,14 @@ def _commits(url: str) -> int | None:
                    .scalar_one())
 
 
-def _settings(url: str, home: Path, server: FakeOpenAI):  # noqa: ANN202
+def _settings(url: str, home: Path, server: FakeOpenAI):
     from orchestrator.config import Settings
 
     return Settings(home=home, database_url=url, model="openai:fake-model", model_base_url=server.base_url,
                     model_api_key="fake", _env_file=None)
 
 
-def _submitter(url: str, home: Path, server: FakeOpenAI):  # noqa: ANN202
+def _submitter(url: str, home: Path, server: FakeOpenAI):
     """A runner that queues missions the way the API does (deferring their jobs on PostgreSQL), never runs them."""
     from orchestrator.jobs import MissionQueue
     from orchestrator.runner import Runner
@@ -137,7 +137,7 @@ def _submitter(url: str, home: Path, server: FakeOpenAI):  # noqa: ANN202
     return runner
 
 
-def _queue(runner, home: Path, count: int, *, tag: str) -> list[str]:  # noqa: ANN001
+def _queue(runner, home: Path, count: int, *, tag: str) -> list[str]:
     """Queue ``count`` missions (each on its own workspace, made first); their ids."""
     workspaces = []
     for n in range(count):
@@ -158,7 +158,7 @@ def _statuses(url: str, ids: list[str]) -> dict[str, str]:
         return dict(session.execute(select(Mission.id, Mission.status).where(Mission.id.in_(ids))).all())
 
 
-def _wait(url: str, ids: list[str], *, timeout: float, procs: list[subprocess.Popen], on_tick=None) -> float:  # noqa: ANN001
+def _wait(url: str, ids: list[str], *, timeout: float, procs: list[subprocess.Popen], on_tick=None) -> float:
     started = time.monotonic()
     while True:
         statuses = _statuses(url, ids)
@@ -298,19 +298,19 @@ def report(outcome: Outcome) -> str:
     mem = f"{outcome.mem_per_waiting_mb:.2f} MB" if outcome.mem_per_waiting_mb is not None else "n/a"
     commits = f", {outcome.commits_per_s:.0f} commits/s" if outcome.commits_per_s is not None else ""
     verdict = "ok" if outcome.ratio >= RATIO_TARGET else "BELOW TARGET"
+    need = outcome.cpu_per_mission_ms / 1000 * outcome.ideal_per_min / 60 / outcome.workers
+    chain = "yes" if not outcome.problems else "NO"
     lines = [
-        f"{outcome.workers} worker process(es) x {outcome.concurrency} concurrent missions, {outcome.missions} "
-        f"missions, {outcome.latency * 1000:.0f} ms per model answer, {outcome.answers_per_mission:.1f} answers "
-        "per mission",
-        f"  missions per minute: {outcome.per_min:.1f}  ideal {outcome.ideal_per_min:.1f}  ratio "
-        f"{outcome.ratio:.2f} (target >= {RATIO_TARGET:.2f}: {verdict}); wall {outcome.wall_s:.1f} s",
+        (f"{outcome.workers} worker process(es) x {outcome.concurrency} concurrent missions, {outcome.missions} "
+         f"missions, {outcome.latency * 1000:.0f} ms per model answer, {outcome.answers_per_mission:.1f} answers "
+         "per mission"),
+        (f"  missions per minute: {outcome.per_min:.1f}  ideal {outcome.ideal_per_min:.1f}  ratio "
+         f"{outcome.ratio:.2f} (target >= {RATIO_TARGET:.2f}: {verdict}); wall {outcome.wall_s:.1f} s"),
         f"  memory per waiting mission: {mem} (at {outcome.most_waiting} missions waiting on the model at once)",
-        f"  database writes: {outcome.rows_per_s:.0f} rows/s{commits}; worker CPU per mission "
-        f"{outcome.cpu_per_mission_ms:.0f} ms, so the ideal rate needs "
-        f"{outcome.cpu_per_mission_ms / 1000 * outcome.ideal_per_min / 60 / outcome.workers:.0%} of a core per "
-        "worker process (over 100%, or a machine whose other load leaves less, caps the ratio)",
-        f"  every mission completed exactly once with an intact chain: "
-        f"{'yes' if not outcome.problems else 'NO'}",
+        (f"  database writes: {outcome.rows_per_s:.0f} rows/s{commits}; worker CPU per mission "
+         f"{outcome.cpu_per_mission_ms:.0f} ms, so the ideal rate needs {need:.0%} of a core per worker process "
+         "(over 100%, or a machine whose other load leaves less, caps the ratio)"),
+        f"  every mission completed exactly once with an intact chain: {chain}",
     ]
     lines += [f"    {problem}" for problem in outcome.problems[:10]]
     return "\n".join(lines)

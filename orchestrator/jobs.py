@@ -34,8 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db.engine import engine_for
 from orchestrator.db.direct import LeaseLost
+from orchestrator.db.engine import engine_for
 from orchestrator.errors import ConfigError, InvalidTransition
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from orchestrator.context import ModelFactory
     from orchestrator.runner import Runner
 
-__all__ = ["TASK", "QUEUE", "uses_jobs", "ensure_schema", "MissionQueue", "JobWorker", "run_worker", "lock_of"]
+__all__ = ["QUEUE", "TASK", "JobWorker", "MissionQueue", "ensure_schema", "lock_of", "run_worker", "uses_jobs"]
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from tests.support.fake_openai import fake_openai
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench():  # noqa: ANN202
+def _bench():
     spec = importlib.util.spec_from_file_location("concurrent_missions", ROOT / "bench" / "concurrent_missions.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

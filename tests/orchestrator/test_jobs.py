@@ -61,7 +61,7 @@ def _turns(url: str, ids: list[str]) -> int:
         return session.scalar(select(func.count()).select_from(ModelTurn).where(ModelTurn.mission_id.in_(ids)))
 
 
-def _wait(url: str, ids: list[str], until, timeout: float, procs: list[subprocess.Popen], home: Path) -> None:  # noqa: ANN001
+def _wait(url: str, ids: list[str], until, timeout: float, procs: list[subprocess.Popen], home: Path) -> None:
     deadline = time.monotonic() + timeout
     while not until():
         for proc in procs:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HANDOFF_STEPS", "FakeOpenAI", "answer", "fake_openai", "answers_per_mission"]
+__all__ = ["HANDOFF_STEPS", "FakeOpenAI", "answer", "answers_per_mission", "fake_openai"]
 
 HANDOFF_STEPS: dict[str, str] = {"align": "data-scientist", "package": "security-expert"}
 """Steps in which the lead delegates once, and to whom."""
@@ -83,7 +83,7 @@ def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]
             "usage": {"prompt_tokens": prompt, "completion_tokens": 20, "total_tokens": prompt + 20}}
 
 
-def make_app(latency: float):  # noqa: ANN201
+def make_app(latency: float):
     """The ASGI app: ``POST /v1/chat/completions``, ``GET /stats`` (answers so far, most at once), ``/healthz``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
