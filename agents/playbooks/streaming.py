@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, Playbook, View
 
-__all__ = ["design", "implement", "prepare_release", "report_checks", "release_brief", "STREAMING"]
+__all__ = ["STREAMING", "design", "implement", "prepare_release", "release_brief", "report_checks"]
 
 STREAMING = "streaming"
 CONSUMER_TESTS = "tests/test_streaming_scoring.py"
@@ -23,7 +23,9 @@ DRY_RUN = "python -m pipelines.streaming_scoring --dry-run"
 
 
 def _ml() -> Any:
-    from agents.playbooks import ml_engineer  # the lead's helpers; imported late: ml_engineer imports this module
+    from agents.playbooks import (
+        ml_engineer,  # the lead's helpers; imported late: ml_engineer imports this module
+    )
 
     return ml_engineer
 

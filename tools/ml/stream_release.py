@@ -21,9 +21,19 @@ from tools.ml.schedule import release_constraints
 from tools.ml.streaming import CONFIG_PATH, PACKAGE_DIR, RULES_PATH, _rate, stream_rules
 from tools.sandbox import run_sandboxed
 
-__all__ = ["estimate_stream", "estimate_stream_capacity", "write_stream_deployment", "check_deployment",
-           "stream_check_rows", "STREAM_CAPACITY_PATH", "DEPLOYMENT_PATH", "SHADOW_PATH", "CANARY_PATH",
-           "ROLLOUT_PATH", "STREAM_DELIVERABLES"]
+__all__ = [
+    "CANARY_PATH",
+    "DEPLOYMENT_PATH",
+    "ROLLOUT_PATH",
+    "SHADOW_PATH",
+    "STREAM_CAPACITY_PATH",
+    "STREAM_DELIVERABLES",
+    "check_deployment",
+    "estimate_stream",
+    "estimate_stream_capacity",
+    "stream_check_rows",
+    "write_stream_deployment",
+]
 
 STREAM_CAPACITY_PATH = "reports/stream-capacity.json"
 DEPLOYMENT_PATH = "deploy/stream-deployment.yaml"
@@ -279,17 +289,17 @@ def _rollout(name: str, config: dict[str, Any], capacity: dict[str, Any], rules:
     gates = ", ".join(f"`{r['name']}` ({r['metric']} {'>' if r['direction'] == 'above' else '<'} {r['threshold']:g})"
                       for r in rules)
     lines = [f"# Streaming rollout: {name}", "",
-             f"A Kubernetes Deployment (`{DEPLOYMENT_PATH}`) runs `python -m pipelines.streaming_scoring` continuously "
+             (f"A Kubernetes Deployment (`{DEPLOYMENT_PATH}`) runs `python -m pipelines.streaming_scoring` continuously "
              f"on {'Redis Streams' if kind == 'redis' else 'Kafka'} `{stream}` in consumer group `{group}`: "
              f"{capacity.get('replicas')} replicas, probes `/healthz` (liveness, startup) and `/readyz` (readiness) "
              f"on port {HEALTH_PORT}, Prometheus gauges on `/metrics`, SIGTERM honoured within "
-             "`terminationGracePeriodSeconds`.", "",
+             "`terminationGracePeriodSeconds`."), "",
              "## Capacity", "", f"- {capacity.get('verdict')}.",
-             f"- Measured: {capacity.get('messages_per_second_per_replica')} messages/s per replica "
-             f"({(capacity.get('measured') or {}).get('method')}).",
+             (f"- Measured: {capacity.get('messages_per_second_per_replica')} messages/s per replica "
+             f"({(capacity.get('measured') or {}).get('method')})."),
              f"- Partitions: {capacity.get('partitions', {}).get('note')}.",
-             f"- Memory request {capacity.get('memory_request_mb')} MiB (1.5x the measured peak); cost about "
-             f"{(capacity.get('cost') or {}).get('per_month_usd')} USD per month.", "",
+             (f"- Memory request {capacity.get('memory_request_mb')} MiB (1.5x the measured peak); cost about "
+             f"{(capacity.get('cost') or {}).get('per_month_usd')} USD per month."), "",
              "## Autoscaling on lag (note)", "",
              f"Scale on consumer lag, not CPU: a consumer waiting on the broker uses little CPU while the backlog "
              f"grows. With KEDA, a `ScaledObject` on `{name}` (minReplicaCount {capacity.get('replicas')}, "
@@ -303,19 +313,19 @@ def _rollout(name: str, config: dict[str, Any], capacity: dict[str, Any], rules:
                "adapter. Kafka replicas above the partition count sit idle.", "",
              "## Rollout: shadow consumer group -> canary -> promote", "",
              "| Stage | What runs | Gate to go on |", "|---|---|---|",
-             f"| 1. Shadow | `{SHADOW_PATH}`: the new image in its own consumer group `{group}-shadow`, results to "
+             (f"| 1. Shadow | `{SHADOW_PATH}`: the new image in its own consumer group `{group}-shadow`, results to "
              f"`{key}:shadow`; production untouched | 1 h (four lag windows) with no alert fired: {gates}; scores "
-             f"and flag rate within the batch rules of `{ALERTS_PATH}` |",
+             f"and flag rate within the batch rules of `{ALERTS_PATH}` |"),
              f"| 2. Canary | `{CANARY_PATH}`: one replica of the new image in the production group `{group}`: it takes "
              + ("about 1/(replicas+1) of the entries" if kind == "redis" else
                 "the partitions the group assigns it (its canary partitions)")
              + " | 1 h: the same gates on the canary's `/metrics`; dead-letter rate unchanged |",
-             f"| 3. Promote | `kubectl set image deploy/{name} consumer=<new image>` (rolling, maxUnavailable 0); "
+             (f"| 3. Promote | `kubectl set image deploy/{name} consumer=<new image>` (rolling, maxUnavailable 0); "
              f"delete the canary and shadow Deployments | lag back under the limit within "
-             f"{capacity.get('backlog_drain_seconds') or 'minutes'} s |", "",
+             f"{capacity.get('backlog_drain_seconds') or 'minutes'} s |"), "",
              "## Rollback", "",
-             f"1. `kubectl rollout undo deploy/{name}` (and `kubectl delete -f {CANARY_PATH}`): the previous image "
-             "takes over; positions live in the broker, so nothing is skipped or lost.",
+             (f"1. `kubectl rollout undo deploy/{name}` (and `kubectl delete -f {CANARY_PATH}`): the previous image "
+             "takes over; positions live in the broker, so nothing is skipped or lost."),
              "2. Results are keyed by message id: to re-score what the faulty version wrote, "
              + (f"`XGROUP SETID {stream} {group} <first bad id>` replays from there" if kind == "redis" else
                 f"`kafka-consumer-groups --reset-offsets --to-datetime <first bad time> --group {group} --topic "
@@ -433,16 +443,16 @@ def stream_check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str
     if "consumer_dry_run" in checks:
         dry = checks["consumer_dry_run"] or {}
         rows.append(("Consumer dry run `python -m pipelines.streaming_scoring --dry-run`",
-                     f"exit code {dry.get('exit_code')}; {dry.get('messages')} messages replayed twice, "
-                     f"{dry.get('lost')} lost, {dry.get('duplicates')} duplicated",
+                     (f"exit code {dry.get('exit_code')}; {dry.get('messages')} messages replayed twice, "
+                     f"{dry.get('lost')} lost, {dry.get('duplicates')} duplicated"),
                      dry.get("exit_code") == 0 and dry.get("lost") == 0 and dry.get("duplicates") == 0))
     for key, label in (("consumer_tests", "Generated consumer tests (replay source, sandbox)"),
-                       ("consumer_redis_test", "Redis kill/restart test (SIGKILL mid-stream: zero lost, zero "
-                                               "duplicated)")):
+                       ("consumer_redis_test", ("Redis kill/restart test (SIGKILL mid-stream: zero lost, zero "
+                                               "duplicated)"))):
         if key in checks:
             t = checks[key] or {}
-            rows.append((label, f"{t.get('passed')} passed, {t.get('failed')} failed, {t.get('errors')} errors, "
-                                f"{t.get('skipped')} skipped",
+            rows.append((label, (f"{t.get('passed')} passed, {t.get('failed')} failed, {t.get('errors')} errors, "
+                                f"{t.get('skipped')} skipped"),
                          t.get("failed") == 0 and t.get("errors") == 0 and not t.get("skipped")
                          and (t.get("passed") or 0) > 0))
     if "stream_alerts_expected" in checks:

@@ -28,9 +28,22 @@ from tools.ml.pipeline import generate_pipeline
 from tools.ml.report import TEMPLATES
 from tools.ml.schedule import release_constraints
 
-__all__ = ["StreamDesign", "stream_design", "stream_rules", "generate_consumer", "write_stream_design",
-           "generate_streaming_consumer", "PACKAGE_DIR", "CONFIG_PATH", "RULES_PATH", "SAMPLE_PATH", "TEST_PATH",
-           "REDIS_TEST_PATH", "DESIGN_PATH", "MODULES"]
+__all__ = [
+    "CONFIG_PATH",
+    "DESIGN_PATH",
+    "MODULES",
+    "PACKAGE_DIR",
+    "REDIS_TEST_PATH",
+    "RULES_PATH",
+    "SAMPLE_PATH",
+    "TEST_PATH",
+    "StreamDesign",
+    "generate_consumer",
+    "generate_streaming_consumer",
+    "stream_design",
+    "stream_rules",
+    "write_stream_design",
+]
 
 PACKAGE_DIR = "pipelines/streaming_scoring"
 CONFIG_PATH = "pipelines/streaming-scoring.yaml"
@@ -71,7 +84,7 @@ def _stream_name(words: str) -> str:
     for pattern in (r"\bthe\s+([a-z][\w.:-]{1,60})\s+(?:stream|topic|events)\b",
                     r"\b(?:stream|topic)\s+(?:named\s+|called\s+)?[`'\"]?([a-z][\w.:-]{1,60})",
                     r"\b([a-z][\w.:-]{1,60})\s+(?:stream|topic)\b"):
-        for found in re.finditer(pattern, words, re.I):
+        for found in re.finditer(pattern, words, re.IGNORECASE):
             if found.group(1).lower() not in skip:
                 return found.group(1).lower()
     return "events"
@@ -174,19 +187,19 @@ def _design_doc(design: StreamDesign, rules: list[dict[str, Any]], cs: Constrain
              f"- **Micro-batch**: up to {design['max_messages']} messages or {design['max_wait_ms']} ms, whichever "
              f"comes first (interval from the {design['interval_source']}"
              + (f"; size from the stated rate, {design['rate_source']}" if design.get("rate_source") else "") + ").",
-             f"- **Delivery semantics**: {design['semantics']}. Results and dead letters are written first, the "
+             (f"- **Delivery semantics**: {design['semantics']}. Results and dead letters are written first, the "
              "position is committed (Redis `XACK`, Kafka offset commit) only after: a consumer killed in between "
-             "gets the batch again and overwrites its own results.",
-             "- **Poison messages**: a message that is not a record, lacks a feature or holds a non-numeric value "
-             "goes to the dead letters with its reason; the rest of its micro-batch is scored.",
-             "- **State**: the position lives in the broker (consumer-group offsets / pending entries), results in "
+             "gets the batch again and overwrites its own results."),
+             ("- **Poison messages**: a message that is not a record, lacks a feature or holds a non-numeric value "
+             "goes to the dead letters with its reason; the rest of its micro-batch is scored."),
+             ("- **State**: the position lives in the broker (consumer-group offsets / pending entries), results in "
              "the sink keyed by message id, and the sliding drift windows in memory (15 panes of 60 s), rebuilt "
-             "after a restart: replicas keep nothing on disk and any replica can take over another's messages.",
-             "- **Backpressure**: pull-based; the next micro-batch is fetched only once the previous one is written "
-             "and acknowledged; a failing sink is retried with capped exponential backoff while nothing is fetched.",
+             "after a restart: replicas keep nothing on disk and any replica can take over another's messages."),
+             ("- **Backpressure**: pull-based; the next micro-batch is fetched only once the previous one is written "
+             "and acknowledged; a failing sink is retried with capped exponential backoff while nothing is fetched."),
              "- **Shutdown**: SIGTERM finishes the micro-batch in hand, writes the figures and exits 0.",
-             f"- **Shared code**: model loading, scoring, schema checks, drift monitoring and logging are imported "
-             f"from `{BATCH_PACKAGE}` (configured by `{batch_config}`), not copied.", "",
+             (f"- **Shared code**: model loading, scoring, schema checks, drift monitoring and logging are imported "
+             f"from `{BATCH_PACKAGE}` (configured by `{batch_config}`), not copied."), "",
              "## Alert rules", "", "| Alert | Threshold | From |", "|---|---|---|"]
     lines += [f"| {r['name']} | {r['threshold']:g} | {'the mission: ' + repr(r['source_text']) if r['source'] == 'mission' else 'default (' + r['source_text'] + ')'} |"
               for r in rules]
