@@ -63,7 +63,8 @@ class MissionSpec(BaseModel):
         words = " ".join([*self.constraints, *self._free_text()]).lower()
         if re.search(r"\b(online|endpoint|rest api|inference api|serving api|http api|web service|api)\b", words):
             return "online"
-        if re.search(r"\b(stream|streaming|kafka|kinesis|pub/?sub|consumer lag)\b", words):
+        if re.search(r"\b(streams?|streaming|kafka|kinesis|pub/?sub|consumer lag|consumer groups?|(?:event|message) topics?|"
+                     r"as (?:the )?events arrive)\b", words):
             return "streaming"
         if re.search(r"\b(real[- ]time|latency|requests per second)\b", words) or self.constraint_set.latency:
             return "online"
