@@ -54,13 +54,21 @@ def remediate(view: View) -> Playbook:
                               "collect labels for at least the minimum window before retraining.",
                       findings=[Finding(title="no labels", severity="high", detail="retraining needs labelled data")],
                       status="needs_input")
-    result = as_dict((yield Call("retrain_candidate", {
+    # The candidate comes from the repository's own training pipeline, run in the sandbox: reproducible by anyone.
+    # (Generated again even when implement did: the same inputs give the same files, and a replay the same calls.)
+    made = as_dict((yield Call("generate_training_pipeline", {
         "model_path": found.get("model_path") or "", "reference_path": found.get("reference_path") or "",
         "current_path": found["current_path"], "label_column": found.get("label_column") or ""})))
+    if failed(made):
+        return Finish(summary=f"The training pipeline could not be generated: {made.get('error')}",
+                      findings=findings_of(made), status="failed")
+    result = as_dict((yield Call("run_training_pipeline", {"config_path": "pipelines/training.yaml"})))
     if failed(result):
         return Finish(summary=f"Retraining failed: {result.get('error')}", findings=findings_of(result), status="failed")
     cand, prod = result.get("candidate") or {}, result.get("production") or {}
-    summary = (f"Diagnosis: the monitored batch shifted away from the reference. Retrained {result['candidate_path']} on "
+    pipeline = result.get("pipeline") or {}
+    summary = (f"Diagnosis: the monitored batch shifted away from the reference. `{pipeline.get('command')}` "
+               f"(seed {pipeline.get('seed')}, data pinned by sha256) retrained {result['candidate_path']} on "
                f"{result.get('trained_rows')} rows (reference + two thirds of the labelled current batch) and "
                f"recalibrated its threshold. On {result.get('holdout_rows')} held-out current rows: candidate precision "
                f"{cand.get('precision')} / recall {cand.get('recall')} vs production {prod.get('precision')} / "

@@ -67,6 +67,9 @@ def register(ctx: ToolContext, *, model_path: str, version: str = "", stage: str
         "code_version": code_version(ctx.workspace),
     }
     rel = f"registry/{info.name}/{version}.json"
+    training = read_json(ctx.workspace, rel).get("training")  # the training pipeline's run, kept for its re-run test
+    if training:
+        entry["training"] = training
     ctx.write_text(rel, json.dumps(entry, indent=2), kind="registry")
     index = read_json(ctx.workspace, "registry/index.json") or {"models": {}}
     versions = index["models"].setdefault(info.name, {})

@@ -25,7 +25,8 @@ def test_batch_mission_end_to_end(tool_ctx: ToolContext, demo: DemoInfo) -> None
 
     implemented = run.step("implement")
     assert implemented.status == "completed", implemented.summary
-    assert "Dry run exit code 0" in implemented.summary and "7 passed, 0 failed" in implemented.summary
+    assert "Dry run exit code 0" in implemented.summary and "8 passed, 0 failed" in implemented.summary
+    assert "Training pipeline pipelines/training generated" in implemented.summary
 
     first = run.step("evaluate")
     assert run.kinds("evaluate") == ["underperforms"]

@@ -27,6 +27,8 @@ from tools.ml.model_registry import register_model, write_manifest
 from tools.ml.packaging import export_onnx_model
 from tools.ml.pipeline import generate_batch_pipeline
 from tools.ml.remediation import retrain_candidate
+from tools.ml.shadow import compare_shadow
+from tools.ml.training import generate_training_pipeline
 from tools.ml.serving import generate_inference_service
 from tools.shell import bash
 
@@ -91,6 +93,9 @@ CALLS = {
                                                                 "sample_data_path": "data/reference.csv"}),
     "estimate_capacity": (estimate_capacity, {"benchmark_rows": 1000}),
     "retrain_candidate": (retrain_candidate, {**PATHS, "label_column": "is_anomaly"}),
+    "generate_training_pipeline": (generate_training_pipeline, {**PATHS, "label_column": "is_anomaly"}),
+    "compare_shadow": (compare_shadow, {"model_path": MODEL_DIR, "candidate_path": MODEL_DIR,
+                                        "current_path": "data/current.csv"}),
 }
 
 
