@@ -3,8 +3,10 @@ schedule, CI workflow and deployment notes; when the estimate does not fit, the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.playbooks import PLAYBOOKS, streaming
-from agents.playbooks.base import Call, Finish, Playbook, View
+from agents.playbooks.base import Call, Finding, Finish, Playbook, View
 from agents.playbooks.ml_engineer import as_dict, clauses, failed, findings_of
 
 __all__ = ["prepare_release", "resize"]
@@ -19,16 +21,32 @@ def prepare_release(view: View) -> Playbook:
                           Call("write_ci_workflow", {"config_path": config, "constraints": asked})]
     schedule, ci = as_dict(schedule), as_dict(ci)
     notes = as_dict((yield Call("write_deployment_notes", {"config_path": config, "constraints": asked})))
+    # The workflow just written, run here: its run: steps in the sandbox; the actions are reported as not run.
+    ci_run = as_dict((yield Call("run_ci_workflow", {"path": ci.get("path") or ".github/workflows/batch-scoring.yml"})))
     summary = (f"Capacity: {cost.get('verdict', cost.get('error'))}; memory request {cost.get('memory_request_mb')} MiB; "
                f"cost {(cost.get('cost') or {}).get('per_run_usd')} USD per run. Schedule {schedule.get('path')} "
                f"(cron {schedule.get('schedule')}, deadline {schedule.get('deadline_seconds')} s, static check "
                f"{schedule.get('status')}); CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
-               f"{notes.get('path')} with rollout, rollback, monitoring and cost.")
+               f"{notes.get('path')} with rollout, rollback, monitoring and cost. " + _ci_text(ci_run))
     ok = (cost.get("fits") is True and (cost.get("budget") or {}).get("within") is not False
-          and not failed(schedule) and not failed(ci))
-    return Finish(summary=summary, findings=findings_of(cost),
-                  artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path")) if p],
+          and not failed(schedule) and not failed(ci) and not failed(ci_run))
+    findings = findings_of(cost) + [Finding(title=f"CI step failed: {f.get('step')}", severity="high",
+                                            detail=f"exit code {f.get('exit_code')}: {f.get('stderr_tail') or f.get('stdout_tail')}")
+                                    for f in ci_run.get("failures") or []]
+    return Finish(summary=summary, findings=findings,
+                  artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path"),
+                                         ci_run.get("path")) if p],
                   status="completed" if ok else "failed")
+
+
+def _ci_text(run: dict[str, Any]) -> str:
+    """The local CI run in one sentence: each run: step's exit code and duration (figures from the tool)."""
+    if run.get("run_steps") is None:
+        return f"CI run locally could not run: {run.get('error')}."
+    steps = ", ".join(f"{s['name']} exit {s['exit_code']} ({s['duration_s']} s)" for s in run.get("steps") or []
+                      if s.get("exit_code") is not None)
+    return (f"CI run locally: {run.get('passed')} of {run.get('run_steps')} run: steps passed ({steps}); "
+            f"{run.get('not_run_locally')} uses: steps not run locally.")
 
 
 def resize(view: View) -> Playbook:
