@@ -13,6 +13,7 @@ from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.data import DataError, load_config, read_json
+from tools.ml.gpu import gpu_plan
 from tools.ml.model import locate_model
 from tools.sandbox import run_sandboxed
 
@@ -165,6 +166,13 @@ def estimate(ctx: ToolContext, *, config_path: str, benchmark_rows: int = 200_00
         "findings": findings, "not_understood": list(cs.not_understood),
     }
     findings += _budgets(out, cs, plan)
+    model = alignment.get("model") or {}
+    texts = [*cs.clauses, *cs.not_understood, *([ctx.mission.text] if getattr(ctx.mission, "text", None) else [])]
+    out["gpu"] = gpu_plan(ctx.workspace, model_path=str((config.get("model") or {}).get("path") or ""), texts=texts,
+                          projected_hours=hours, runs_per_month=plan.runs_per_month,
+                          model_note=f"a {model.get('format', 'joblib')} {model.get('estimator') or 'model'}")
+    if out["gpu"]["needed"]:  # the cost line: the GPU's hours beside the vCPUs'
+        out["cost"]["gpu"] = out["gpu"]["cost"]
     span = format_duration(window_seconds)
     out["verdict"] = (f"{volume:,} rows at {rps:,.0f} rows/s take {hours * 60:.1f} min on {vcpus} worker(s): "
                       + (f"fits the {span} window with {out['margin_pct']}% margin" if fits else
@@ -203,5 +211,5 @@ def estimate_capacity(config_path: str = "pipelines/batch-scoring.yaml", benchma
     return json.dumps({"status": "ok", "path": COST_PATH, **{k: out[k] for k in (
         "verdict", "fits", "projected_minutes", "window_hours", "window_seconds", "window_source", "schedule",
         "margin_pct", "expected_rows", "recommended_workers", "memory_request_mb", "cost", "findings",
-        "not_understood")}, "budget": out.get("budget"),
+        "not_understood", "gpu")}, "budget": out.get("budget"),
         "rows_per_second": out["measured"]["rows_per_second"]})

@@ -39,6 +39,21 @@ def _shadow_gate(shadow: dict[str, Any]) -> str:
                                            (shadow.get("metrics") or {}).items() if m.get("monitored")))
 
 
+def _gpu_lines(gpu: dict[str, Any]) -> list[str]:
+    """The GPU decision: what scheduling one takes and what it costs, or why none is needed."""
+    if not gpu:
+        return []
+    if not gpu.get("needed"):
+        return [f"- GPU: none needed: {'; '.join(gpu.get('reasons') or [])}."]
+    cost = gpu.get("cost") or {}
+    selector = ", ".join(f"`{k}={v}`" for k, v in (gpu.get("node_selector") or {}).items())
+    return [f"- GPU: 1 × {str(gpu.get('type')).upper()} ({gpu.get('type_source')}) because "
+            f"{'; '.join(gpu.get('reasons') or [])}. The CronJob requests `nvidia.com/gpu: 1`, selects nodes with "
+            f"{selector} and tolerates the `nvidia.com/gpu:NoSchedule` taint.",
+            f"- GPU cost: {cost.get('per_run_usd')} USD per run, {cost.get('per_month_usd')} USD per month at "
+            f"{cost.get('gpu_hour_usd')} USD per GPU-hour ({cost.get('assumption')}; {cost.get('note')})."]
+
+
 def shadow_lines(shadow: dict[str, Any]) -> list[str]:
     """The shadow comparison's figures for the validation status (none when no candidate was compared)."""
     if not shadow:
@@ -166,6 +181,7 @@ def deployment_notes(workspace: Path, *, config_path: str,
                   f"at {cost['cost']['vcpu_hour_usd']} USD per vCPU-hour ({cost['cost']['assumption']})."]
         if (cost.get("budget") or {}).get("verdict"):
             lines.append(f"- Budget: {cost['budget']['verdict']}.")
+        lines += _gpu_lines(cost.get("gpu") or {})
     else:
         lines.append("- No measured estimate yet: run `estimate_capacity`.")
     lines += ["", "## Artefacts", "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib import metadata
 from typing import Any
 
 import yaml
@@ -142,7 +143,8 @@ def write_schedule(config_path: str = "pipelines/batch-scoring.yaml", image: str
     values = {"name": name, "cron": plan.cron, "timezone": plan.timezone, "schedule_text": plan.schedule_text,
               "deadline_seconds": plan.window_seconds, "window_text": plan.window_text,
               "image": image or f"{name}:1.0.0", "config_path": config_path,
-              "cpu": str(_cost(ctx).get("recommended_workers") or 1), "memory_mb": request, "memory_limit_mb": limit}
+              "cpu": str(_cost(ctx).get("recommended_workers") or 1), "memory_mb": request, "memory_limit_mb": limit,
+              "gpu": gpu if (gpu := _cost(ctx).get("gpu") or {}).get("needed") else None}
     text = _ENV.get_template("cronjob.yaml.j2").render(**values)
     problems += check_cronjob(text, expected_schedule=plan.cron, expected_deadline=plan.window_seconds)
     ctx.write_text(SCHEDULE_PATH, text, kind="schedule")
@@ -166,7 +168,8 @@ def write_ci_workflow(schedule_path: str = SCHEDULE_PATH, config_path: str = "pi
     plan = cs.run_plan(load_config(ctx.workspace, config_path).get("schedule"))
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     text = _ENV.get_template("ci-workflow.yml.j2").render(
-        python=python, schedule_path=schedule_path, cron=plan.cron, deadline_seconds=plan.window_seconds,
+        python=python, pytest_version=metadata.version("pytest"), schedule_path=schedule_path, cron=plan.cron,
+        deadline_seconds=plan.window_seconds,
         schedule_text=plan.schedule_text, window_text=plan.window_text, constraints=cs.summary())
     commands = ["python -m pipelines.batch_scoring --dry-run", "python -m pytest -q tests"]
     problems = [*plan.problems, *check_workflow(text, commands)]
