@@ -114,3 +114,67 @@ def test_missions_show_and_audit_read_the_same_records(demo: tuple[dict[str, Any
     for agent in ("data-scientist", "devops-engineer", "security-expert", "backend-developer"):
         assert f"-> {agent}" in review.stdout
     assert "intact" in review.stdout.splitlines()[-1]
+
+
+def test_the_demo_records_a_check_for_each_part_of_the_job(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    """Drift dashboard, shadow comparison, training pipeline, feature store, local CI run, GPU decision: each
+    computed by a tool and a passed row of the report's checks."""
+    from tools.ml.feature_store import feast_python
+
+    view, workspace, _ = demo
+    checks = {c["name"]: c for c in view["checks"]}
+    ci = "CI pipeline run (`.github/workflows/batch-scoring.yml`, locally)"
+    for name in ("Drift dashboard", "Shadow comparison", "Training pipeline", "Feature store (Feast)", ci,
+                 "GPU scheduling"):
+        assert checks[name]["status"] == "pass", checks.get(name)
+    assert checks["Shadow comparison"]["detail"].startswith("promote on 2000 rows")
+    assert "the generated test re-ran it: 2 passed, 0 failed, 0 skipped" in checks["Training pipeline"]["detail"]
+    assert checks[ci]["detail"].startswith("4 of 4 run: steps passed, 4 uses: steps not run locally")
+    assert checks["GPU scheduling"]["detail"].startswith("none needed")
+    if feast_python()[0] is not None:  # with the extra installed (scripts/test installs it)
+        assert "6000 rows materialised into SQLite" in checks["Feature store (Feast)"]["detail"]
+    shadow = json.loads((workspace / "reports/shadow-comparison.json").read_text())
+    assert shadow["decision"] == "promote" and shadow["metrics"]["precision"]["interval"]["low"] > 0
+    run = json.loads((workspace / "reports/ci-run.json").read_text())
+    assert run["all_run_steps_passed"] and run["run_steps"] == 4
+    notes = (workspace / "docs/deployment-notes.md").read_text()
+    assert "Shadow comparison (`reports/shadow-comparison.json`)" in notes and "- GPU: none needed" in notes
+
+
+def test_the_dashboard_is_served_and_grows_with_each_production_run(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    from fastapi.testclient import TestClient
+
+    from orchestrator.api.app import create_app
+    from orchestrator.api.keys import create_key
+    from orchestrator.config import Settings
+    from orchestrator.db import session_scope
+
+    view, workspace, home = demo
+    history = workspace / "monitoring/history.jsonl"
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    # The evaluation ran twice on the same batch and model (before and after the retraining): one row.
+    assert [(r["batch"], r["source"]) for r in rows] == [("current", "evaluation")]
+    assert set(rows[0]["alerts_fired"]) == {"feature_drift", "precision_drop"}
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'orchestrator.db'}", _env_file=None)
+    with session_scope(settings.resolved_database_url) as session:
+        key = create_key(session, role="auditor", name="dashboard-reader")[1]
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        served = client.get(f"/api/v1/missions/{view['id']}/monitoring", headers={"Authorization": f"Bearer {key}"})
+    assert served.status_code == 200 and served.json()["rows"] == rows
+    assert served.json()["dashboard"] == "reports/dashboard.html"
+
+    reference = __import__("pandas").read_csv(workspace / "data/reference.csv")
+    (workspace / "data/batches").mkdir()
+    for night in range(1, 4):
+        batch = reference.sample(n=1000, random_state=night).assign(record_id=lambda f, n=night: f["record_id"] + n * 10**7)
+        batch.to_csv(workspace / f"data/batches/night-{night}.csv", index=False)
+        scored = subprocess.run([sys.executable, "-m", "pipelines.batch_scoring", "--input",
+                                 f"data/batches/night-{night}.csv"], cwd=workspace, capture_output=True, text=True,
+                                timeout=300)
+        assert scored.returncode == 0, scored.stderr[-2000:]
+    grown = [json.loads(line) for line in history.read_text().splitlines()]
+    assert len(grown) == len(rows) + 3 and [r["batch"] for r in grown[-3:]] == ["night-1", "night-2", "night-3"]
+    page = (workspace / "reports/dashboard.html").read_text()
+    chart = re.search(r'<svg class="metric-chart" data-name="precision".*?</svg>', page, re.S).group(0)
+    assert chart.count('<circle class="point') == len(grown)
+    assert chart.count('data-state="fired"') == sum(r["metrics"]["precision"]["fired"] for r in grown) >= 1

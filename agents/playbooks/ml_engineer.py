@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.playbooks import PLAYBOOKS, streaming
+from agents.playbooks import PLAYBOOKS, lifecycle, streaming
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
 from agents.playbooks.instructions import CLAUSES_MARK, read_instructions
 from orchestrator.constraints import parse_constraints
@@ -140,15 +140,20 @@ def implement(view: View) -> Playbook:
                f"{', '.join(gen.get('alert_rules', []))}). Dry run exit code {dry.get('exit_code')}; generated tests: "
                f"{tests.get('passed')} passed, {tests.get('failed')} failed, {tests.get('errors')} errors.")
     findings = findings_of(gen)
-    if not ok:
+    added = yield from lifecycle.implement_extras(view, found)  # training pipeline (and feature store) beside it
+    summary = " ".join([summary, *added.sentences])
+    findings += added.findings
+    pipeline_ok, ok = ok, ok and not added.failed
+    if not pipeline_ok:
         findings.append(Finding(title="pipeline validation failed", severity="high",
                                 detail=f"dry run: {dry.get('stderr_tail', dry.get('error', ''))[-400:]}; "
                                        f"tests: {tests.get('failures') or tests.get('error')}"))
-    return Finish(summary=summary, findings=findings, artifacts=gen.get("files", []),
+    return Finish(summary=summary, findings=findings, artifacts=gen.get("files", []) + added.artifacts,
                   status="completed" if ok else "failed",
                   reason="" if ok else f"the generated pipeline does not pass its checks: dry run exit code "
                                        f"{dry.get('exit_code')}, tests {tests.get('passed')} passed, "
-                                       f"{tests.get('failed')} failed, {tests.get('errors')} errors")
+                                       f"{tests.get('failed')} failed, {tests.get('errors')} errors"
+                                       + (f"; failed: {', '.join(added.failed)}" if added.failed else ""))
 
 
 def _alert_text(alerts: list[dict[str, Any]]) -> str:
@@ -283,6 +288,7 @@ def report(view: View) -> Playbook:
         checks["service_tests"] = {k: svc.get(k) for k in ("passed", "failed", "errors")}
     if view.mission.serving_mode == "streaming":
         checks.update((yield from streaming.report_checks(view)))
+    checks.update((yield from lifecycle.report_checks(view)))  # the training pipeline's re-run test
     # The procedure's own outcomes are checks too: a step a person let pass as failed is not a passed check.
     checks["steps"] = {step: {"status": status, "reason": reason} for step, status, reason in view.outcomes}
     extra: list[str] = []

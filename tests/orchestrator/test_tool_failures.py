@@ -58,6 +58,10 @@ FAILING_CALLS: dict[str, dict[str, Any]] = {
     "generate_streaming_consumer": {"config_path": MISSING},
     "estimate_stream_capacity": {"config_path": MISSING},
     "write_stream_deployment": {"config_path": MISSING},
+    "generate_training_pipeline": {"model_path": "models/none", "reference_path": MISSING, "current_path": MISSING},
+    "run_training_pipeline": {"config_path": MISSING},
+    "build_feature_store": {"config_path": MISSING},
+    "run_ci_workflow": {"path": ".github/workflows/none.yml"},
     "compare_shadow": {"model_path": "models/none", "candidate_path": "models/none-candidate", "current_path": MISSING},
 }
 

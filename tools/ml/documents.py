@@ -13,8 +13,11 @@ from tools.context import Ctx
 from orchestrator.constraints import format_duration
 from tools.ml.alignment import ALIGNMENT_PATH, mission_constraints
 from tools.ml.capacity import COST_PATH
+from tools.ml.ci_run import CI_RUN_PATH, ci_check
 from tools.ml.dashboard import DASHBOARD_PATH, HISTORY_PATH, check_dashboard
 from tools.ml.data import load_config, read_json
+from tools.ml.feature_store import FEATURE_REPO, FEATURE_STORE_REPORT, feature_store_check
+from tools.ml.gpu import gpu_check
 from tools.ml.evaluation import EVALUATION_HTML, EVALUATION_PATH
 from tools.ml.model_registry import MANIFEST_PATH
 from tools.ml.monitoring import ALERTS_PATH
@@ -24,6 +27,7 @@ from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
 from tools.ml.security import SECURITY_PATH
 from tools.ml.serving import REVIEW_PATH, SERVICE_APP
 from tools.ml.shadow import SHADOW_PATH
+from tools.ml.training import TRAINING_CONFIG, TRAINING_METRICS, TRAINING_TEST, training_check
 from tools.ml.stream_release import STREAM_DELIVERABLES, stream_check_rows
 
 __all__ = ["write_design_doc", "write_mission_report", "DESIGN_PATH", "REPORT_PATH"]
@@ -150,6 +154,10 @@ def _issue12_rows(workspace: Path, checks: dict[str, Any], *, evaluated: bool) -
         rows.append(("Drift dashboard", f"{board['rows']} batches in `{HISTORY_PATH}`, {board['charts']} charts in "
                      f"`{DASHBOARD_PATH}`, {board['alerts_marked']} fired alerts marked"
                      + (f"; problems: {'; '.join(board['problems'])}" if board["problems"] else ""), board["ok"]))
+    for row in (training_check(workspace, checks), feature_store_check(workspace), ci_check(workspace),
+                gpu_check(workspace)):
+        if row is not None:
+            rows.append(row)
     shadow = read_json(workspace, SHADOW_PATH)
     if shadow:
         deltas = ", ".join(f"{name} {m.get('delta'):+.4f}" for name, m in (shadow.get("metrics") or {}).items())
@@ -179,7 +187,10 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Alignment", ALIGNMENT_PATH), ("Design", DESIGN_PATH), ("Evaluation (JSON)", EVALUATION_PATH),
                     ("Evaluation (HTML)", EVALUATION_HTML), ("Alert rules", ALERTS_PATH),
                     ("Monitoring history", HISTORY_PATH), ("Drift dashboard", DASHBOARD_PATH),
-                    ("Shadow comparison", SHADOW_PATH),
+                    ("Shadow comparison", SHADOW_PATH), ("Training pipeline config", TRAINING_CONFIG),
+                    ("Training pipeline test", TRAINING_TEST), ("Training run", TRAINING_METRICS),
+                    ("Local CI run", CI_RUN_PATH), ("Feature repository", f"{FEATURE_REPO}/feature_store.yaml"),
+                    ("Feature store", FEATURE_STORE_REPORT),
                     ("ONNX model", read_json(ctx.workspace, PARITY_PATH).get("onnx", "model.onnx")),
                     ("ONNX parity", PARITY_PATH),
                     ("Dockerfile", "Dockerfile"), ("Registry index", "registry/index.json"),

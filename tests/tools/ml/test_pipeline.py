@@ -21,7 +21,7 @@ from tools.ml.pipeline import generate_batch_pipeline
 _ALLOWED = {"__future__", "argparse", "collections", "dataclasses", "hashlib", "json", "logging", "math", "os",
             "pathlib", "resource", "sys", "tempfile", "threading", "time", "typing", "numpy", "pandas", "yaml",
             "pydantic", "joblib", "onnxruntime", "sklearn", "pipelines", "pytest", "pyarrow",
-            "html", "scipy"}
+            "html", "scipy", "feast"}
 
 
 def _generate(ctx: ToolContext) -> dict:
