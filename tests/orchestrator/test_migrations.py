@@ -13,10 +13,11 @@ _SAVER_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkp
 
 
 def _checkpointer_owned(diff: tuple) -> bool:
-    """LangGraph's checkpointer creates and owns its own tables (and their indexes) in the same database."""
+    """LangGraph's checkpointer and procrastinate (the PostgreSQL job queue) create and own their tables (and
+    their indexes) in the same database."""
     kind, obj = diff[0], diff[1]
     table = getattr(obj, "name", "") if kind == "remove_table" else getattr(getattr(obj, "table", None), "name", "")
-    return kind in ("remove_table", "remove_index") and table in _SAVER_TABLES
+    return kind in ("remove_table", "remove_index") and (table in _SAVER_TABLES or table.startswith("procrastinate_"))
 
 
 def test_alembic_head_matches_the_models(db_url: str) -> None:
