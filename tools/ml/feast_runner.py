@@ -14,13 +14,34 @@ import sys
 import time
 import traceback
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+ROOT = Path.cwd()
+"""The workspace (``/workspace`` in the sandbox): the runner is started there."""
 
 
 def _objects(module: Any) -> list[Any]:
     from feast import Entity, FeatureView
 
     return [v for v in vars(module).values() if isinstance(v, (Entity, FeatureView))]
+
+
+def _dry_run(config_path: str) -> dict[str, Any]:
+    """The scoring pipeline's dry run with its features read from the store, in this process (Feast is imported
+    once): the workspace's own package, from the workspace root."""
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    try:
+        from pipelines.batch_scoring.config import load_config
+        from pipelines.batch_scoring.scoring import run as score
+
+        config = load_config(config_path)
+        config.features.source = "feast"
+        result = score(config, dry_run=True)
+    except Exception as exc:  # the pipeline's own error (a ValueError naming the problem), or a bug in it
+        return {"exit_code": 1, "error": f"{type(exc).__name__}: {str(exc)[:600]}"}
+    return {"exit_code": 0, "rows_scored": result.get("rows_scored"), "feature_source": result.get("feature_source")}
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +75,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
              if pd.api.types.is_numeric_dtype(merged[f])]
     mismatched = [f for f in features if not pd.api.types.is_numeric_dtype(merged[f])
                   and not (merged[f].astype(str) == merged[f + "__online"].astype(str)).all()]
-    return {"entities": [o.name for o in objects if type(o).__name__ == "Entity"],
+    dry_run = _dry_run(request["dry_run_config"]) if request.get("dry_run_config") else None
+    return {"dry_run": dry_run, "entities": [o.name for o in objects if type(o).__name__ == "Entity"],
             "feature_views": [o.name for o in objects if type(o).__name__ == "FeatureView"],
             "materialised_rows": int(len(current)), "offline_rows": int(len(offline)),
             "check": {"rows": int(len(sample)), "matched": int(len(merged)), "missing": missing,

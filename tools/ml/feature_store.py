@@ -105,9 +105,10 @@ def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring
                         fix="generate the batch pipeline first (generate_batch_pipeline)")
     info = sandboxed.describe(ctx, str((config.get("model") or {}).get("path") or ""))
     entity = (config.get("input") or {}).get("id_column") or info.id_column
-    if not entity:
-        raise DataError(f"no id column to key the feature store's entity on ({config_path!r} input.id_column, "
-                        "model.yaml id_column)", path=config_path, fix="set input.id_column in the pipeline config")
+    if not entity:  # nothing to key an online lookup on: not a broken input, just no store to build
+        return {"status": "skipped", "repo": FEATURE_REPO, "files": [],
+                "reason": f"no id column to key the entity on: set input.id_column in {config_path} (or id_column in "
+                          "model.yaml)"}
     current_path, reference_path = (config.get("input") or {}).get("path"), (config.get("reference") or {}).get("path")
     as_of = datetime.now(UTC).replace(microsecond=0)
     frames = []
@@ -115,7 +116,10 @@ def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring
         if not path:
             continue
         frame = read_table(ctx.workspace, path)
-        missing = [c for c in [entity, *info.features] if c not in frame.columns]
+        if entity not in frame.columns:
+            return {"status": "skipped", "repo": FEATURE_REPO, "files": [],
+                    "reason": f"{path!r} has no {entity!r} column to key the entity on"}
+        missing = [c for c in info.features if c not in frame.columns]
         if missing:
             raise DataError(f"{path!r} lacks {missing[:8]} for the feature store", path=path,
                             fix="give the data the id column and the model's features")
@@ -147,7 +151,8 @@ def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring
         doc.update(status="skipped", reason=where)
         return doc
     request = {"repo": FEATURE_REPO, "source": "data/features.parquet", "as_of": as_of.isoformat(),
-               "feature_view": FEATURE_VIEW, "entity_column": entity, "features": info.features, "check_rows": 200}
+               "feature_view": FEATURE_VIEW, "entity_column": entity, "features": info.features, "check_rows": 200,
+               "dry_run_config": config_path}
     proc = run_sandboxed([*_ADDRESS_SPACE, python, "-I", "-c", RUNNER_SOURCE, json.dumps(request)], ctx.workspace,
                          ctx.settings)
     answer = _sandboxed_json(proc)
@@ -158,18 +163,14 @@ def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring
     doc.update(python=where, feast_version=answer.get("feast_version"), entities=answer["entities"],
                feature_views=answer["feature_views"], materialised_rows=answer["materialised_rows"],
                read_back=check, seconds=answer["seconds"])
-    dry = run_sandboxed([*_ADDRESS_SPACE, python, "-m", "pipelines.batch_scoring", "--config", config_path, "--dry-run",
-                         "--feature-source", "feast", "--log-level", "WARNING"], ctx.workspace, ctx.settings)
-    scored = _sandboxed_json(dry) or {}
-    doc["pipeline_dry_run"] = {"command": f"python -m pipelines.batch_scoring --dry-run --feature-source feast",
-                               "exit_code": dry.exit_code, "rows_scored": scored.get("rows_scored"),
-                               "feature_source": scored.get("feature_source"),
-                               "stderr_tail": dry.stderr[-600:] if dry.exit_code else ""}
+    dry = answer.get("dry_run") or {}
+    doc["pipeline_dry_run"] = {"run": "pipelines.batch_scoring's dry run with features.source feast, in the same "
+                                      "sandboxed process", **dry}
     problems = []
     if check["matched"] != check["rows"] or check["missing"] or check["max_abs_diff"] > 1e-9 or check["mismatched_columns"]:
         problems.append(f"online rows read back differ from the offline file: {check}")
-    if dry.exit_code != 0 or scored.get("feature_source") != "feast" or not scored.get("rows_scored"):
-        problems.append(f"the scoring dry run reading from the store failed (exit code {dry.exit_code})")
+    if dry.get("exit_code") != 0 or dry.get("feature_source") != "feast" or not dry.get("rows_scored"):
+        problems.append(f"the scoring dry run reading from the store failed: {dry.get('error') or dry}")
     doc.update(status="ok" if not problems else "failed", problems=problems)
     return doc
 
@@ -200,8 +201,8 @@ def feature_store_check(workspace: Path) -> tuple[str, str, bool] | None:
         return None
     doc = json.loads(path.read_text())
     if doc.get("status") == "skipped":
-        return ("Feature store (Feast)", f"skipped, the optional extra is not installed: {doc.get('reason')}; the "
-                f"repository `{doc.get('repo')}` is written but not applied", True)
+        return ("Feature store (Feast)", f"skipped: {doc.get('reason')}"
+                + (f"; the repository `{doc.get('repo')}` is written but not applied" if doc.get("files") else ""), True)
     back, dry = doc.get("read_back") or {}, doc.get("pipeline_dry_run") or {}
     return ("Feature store (Feast)",
             f"`{doc.get('repo')}` applied (entity `{doc.get('entity')}`, view `{doc.get('feature_view')}` with "

@@ -67,4 +67,4 @@ def test_without_feast_the_repository_is_written_and_the_step_says_why(tool_ctx:
     assert not (tool_ctx.workspace / "feature_repo/data/online.db").exists()
     assert json.loads((tool_ctx.workspace / FEATURE_STORE_REPORT).read_text())["status"] == "skipped"
     name, detail, ok = feature_store_check(tool_ctx.workspace)
-    assert detail.startswith("skipped, the optional extra is not installed: Feast is not installed")
+    assert detail == "skipped: Feast is not installed: (the reason); the repository `feature_repo` is written but not applied"
