@@ -107,7 +107,9 @@ def test_replay_reproduces_the_demo_mission(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "home")
     with Runner(settings) as runner:  # the built-in planner plays every agent, the ML tools run in the sandbox
         mission_id = runner.submit(text, workspace=workspace, owner="demo", auto_approve_by="demo")
-        assert runner.run(mission_id) == "completed"
+        # So few rows may leave the shadow comparison inconclusive (an honest completed_with_risks): either way
+        # the record must replay.
+        assert runner.run(mission_id) in ("completed", "completed_with_risks")
     report = replay_mission(settings, mission_id)
     assert report.reproduced, report.describe()
     assert report.compared >= 20
