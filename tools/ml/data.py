@@ -258,3 +258,15 @@ def inspect_model(path: str, *, ctx: Ctx) -> str:
         if key in info.description:
             out[key] = info.description[key]
     return json.dumps(out)
+
+
+def last_json(text: str) -> dict[str, Any] | None:
+    """The last line of a command's output that is a JSON object (what a sandboxed script answers), or None."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            return parsed
+    return None

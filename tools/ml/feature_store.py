@@ -31,7 +31,7 @@ from langchain_core.tools import tool
 from orchestrator.errors import ToolError
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
-from tools.ml.data import load_config, read_table
+from tools.ml.data import last_json, load_config, read_table
 from tools.ml.errors import DataError
 from tools.sandbox import run_sandboxed
 
@@ -85,15 +85,6 @@ def _store_yaml(project: str) -> str:
                           sort_keys=False)
 
 
-def _sandboxed_json(proc: Any) -> dict[str, Any] | None:
-    for line in reversed(proc.stdout.strip().splitlines()):
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            return parsed
-    return None
 
 
 def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring.yaml") -> dict[str, Any]:
@@ -155,7 +146,7 @@ def build_store(ctx: ToolContext, *, config_path: str = "pipelines/batch-scoring
                "dry_run_config": config_path}
     proc = run_sandboxed([*_ADDRESS_SPACE, python, "-I", "-c", RUNNER_SOURCE, json.dumps(request)], ctx.workspace,
                          ctx.settings)
-    answer = _sandboxed_json(proc)
+    answer = last_json(proc.stdout)
     if not answer or not answer.get("ok"):
         raise ToolError(f"the feature store could not be applied and materialised (exit code {proc.exit_code}): "
                         f"{(answer or {}).get('error') or proc.stderr[-800:]}")

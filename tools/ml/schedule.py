@@ -29,7 +29,8 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined
 _DEFAULT_MEMORY_MB = 1024
 
 
-def _get(doc: Any, path: str) -> Any:
+def get_path(doc: Any, path: str) -> Any:
+    """The value at a dotted path (``spec.template.spec.containers.0``) of a parsed manifest, or None."""
     for part in path.split("."):
         if isinstance(doc, list):
             doc = doc[int(part)] if len(doc) > int(part) else None
@@ -59,10 +60,10 @@ def check_cronjob(text: str, *, expected_schedule: str | None = None,
                 "spec.jobTemplate.spec.template.spec.containers.0.image",
                 "spec.jobTemplate.spec.template.spec.containers.0.resources.requests.memory",
                 "spec.jobTemplate.spec.template.spec.securityContext.runAsNonRoot"]
-    problems += [f"missing {key}" for key in required if _get(doc, key) in (None, "")]
-    if _get(doc, "kind") != "CronJob":
+    problems += [f"missing {key}" for key in required if get_path(doc, key) in (None, "")]
+    if get_path(doc, "kind") != "CronJob":
         problems.append("kind is not CronJob")
-    schedule = str(_get(doc, "spec.schedule") or "")
+    schedule = str(get_path(doc, "spec.schedule") or "")
     if len(schedule.split()) != 5:
         problems.append("spec.schedule is not a 5-field cron expression")
     else:
@@ -72,10 +73,10 @@ def check_cronjob(text: str, *, expected_schedule: str | None = None,
             problems.append(f"spec.schedule is not a valid cron expression: {exc}")
     if expected_schedule is not None and schedule != expected_schedule:
         problems.append(f"spec.schedule {schedule!r} is not the planned {expected_schedule!r}")
-    deadline = _get(doc, "spec.jobTemplate.spec.activeDeadlineSeconds")
+    deadline = get_path(doc, "spec.jobTemplate.spec.activeDeadlineSeconds")
     if expected_deadline is not None and deadline != expected_deadline:
         problems.append(f"activeDeadlineSeconds {deadline!r} is not the planned run window of {expected_deadline} s")
-    if _get(doc, "spec.jobTemplate.spec.template.spec.securityContext.runAsNonRoot") is not True:
+    if get_path(doc, "spec.jobTemplate.spec.template.spec.securityContext.runAsNonRoot") is not True:
         problems.append("pod does not require a non-root user")
     return problems
 

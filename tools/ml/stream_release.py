@@ -17,7 +17,7 @@ from orchestrator.constraints import ConstraintSet, format_duration
 from tools.context import Ctx, ToolContext
 from tools.ml.data import DataError, load_config, read_json
 from tools.ml.monitoring import ALERTS_PATH
-from tools.ml.schedule import release_constraints
+from tools.ml.schedule import get_path, release_constraints
 from tools.ml.streaming import CONFIG_PATH, PACKAGE_DIR, RULES_PATH, _rate, stream_rules
 from tools.sandbox import run_sandboxed
 
@@ -208,17 +208,6 @@ def _deployment(name: str, *, image: str, config_path: str, replicas: int, memor
     }
 
 
-def _get(doc: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(doc, list):
-            doc = doc[int(part)] if len(doc) > int(part) else None
-        elif isinstance(doc, dict):
-            doc = doc.get(part)
-        else:
-            return None
-    return doc
-
-
 def check_deployment(text: str, *, replicas: int | None = None) -> list[str]:
     """Problems of a consumer Deployment: valid YAML, a Deployment (not a CronJob) running the consumer, with
     liveness and readiness probes on its health port, a non-root pod, memory requests and the planned replicas."""
@@ -231,23 +220,23 @@ def check_deployment(text: str, *, replicas: int | None = None) -> list[str]:
     problems = []
     if doc.get("kind") != "Deployment":
         problems.append(f"kind is {doc.get('kind')!r}, not Deployment (a consumer runs continuously, not as a CronJob)")
-    container = _get(doc, "spec.template.spec.containers.0") or {}
+    container = get_path(doc, "spec.template.spec.containers.0") or {}
     required = ["apiVersion", "metadata.name", "spec.replicas", "spec.selector.matchLabels",
                 "spec.template.spec.containers.0.image", "spec.template.spec.containers.0.resources.requests.memory",
                 "spec.template.spec.securityContext.runAsNonRoot", "spec.template.spec.terminationGracePeriodSeconds"]
-    problems += [f"missing {key}" for key in required if _get(doc, key) in (None, "")]
+    problems += [f"missing {key}" for key in required if get_path(doc, key) in (None, "")]
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        if _get(container, f"{probe}.httpGet.path") != path:
+        if get_path(container, f"{probe}.httpGet.path") != path:
             problems.append(f"{probe} does not GET {path}")
     ports = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
     if ports.get("metrics") != HEALTH_PORT:
         problems.append(f"no metrics port {HEALTH_PORT} for the probes")
     if "pipelines.streaming_scoring" not in " ".join(map(str, container.get("command") or [])):
         problems.append("the container does not run pipelines.streaming_scoring")
-    if _get(doc, "spec.template.spec.securityContext.runAsNonRoot") is not True:
+    if get_path(doc, "spec.template.spec.securityContext.runAsNonRoot") is not True:
         problems.append("pod does not require a non-root user")
-    if replicas is not None and _get(doc, "spec.replicas") != replicas:
-        problems.append(f"spec.replicas {_get(doc, 'spec.replicas')!r} is not the planned {replicas}")
+    if replicas is not None and get_path(doc, "spec.replicas") != replicas:
+        problems.append(f"spec.replicas {get_path(doc, 'spec.replicas')!r} is not the planned {replicas}")
     problems += _schema_problems(doc)
     return problems
 
@@ -469,7 +458,7 @@ def stream_check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str
         found = check_deployment(deployment.read_text())
         doc = yaml.safe_load(deployment.read_text()) if not found else {}
         rows.append(("Stream Deployment manifest (probes, not a CronJob)",
-                     "; ".join(found) or f"Deployment, {_get(doc, 'spec.replicas')} replicas, /healthz and /readyz "
+                     "; ".join(found) or f"Deployment, {get_path(doc, 'spec.replicas')} replicas, /healthz and /readyz "
                                           "probes, non-root", not found))
     capacity = read_json(workspace, STREAM_CAPACITY_PATH)
     if capacity:

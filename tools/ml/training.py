@@ -23,7 +23,7 @@ from orchestrator.errors import ToolError
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.alignment import ALIGNMENT_PATH
-from tools.ml.data import fingerprint, read_json, read_table
+from tools.ml.data import fingerprint, last_json, read_json, read_table
 from tools.ml.errors import DataError
 from tools.ml.metrics import figures, outcome
 from tools.ml.model import locate_model
@@ -113,15 +113,6 @@ def generate_training_pipeline(model_path: str, reference_path: str, current_pat
                                         current_path=current_path, label_column=label_column))
 
 
-def _last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            return parsed
-    return None
 
 
 def run_training(ctx: ToolContext, *, config_path: str = TRAINING_CONFIG) -> dict[str, Any]:
@@ -134,7 +125,7 @@ def run_training(ctx: ToolContext, *, config_path: str = TRAINING_CONFIG) -> dic
                         fix="generate the training pipeline first (generate_training_pipeline)")
     config = yaml.safe_load(target.read_text()) or {}
     proc = run_sandboxed(["python", "-m", "pipelines.training", "--config", config_path], ctx.workspace, ctx.settings)
-    result = _last_json(proc.stdout) if proc.exit_code == 0 else None
+    result = last_json(proc.stdout) if proc.exit_code == 0 else None
     if result is None:
         why = {3: "the data is not the pinned version"}.get(proc.exit_code or 0, "it failed")
         raise ToolError(f"python -m pipelines.training exited {proc.exit_code} ({why}): {proc.stderr[-800:]}")
