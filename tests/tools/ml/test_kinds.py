@@ -104,10 +104,13 @@ def test_bias_across_sex_fires_only_on_a_planted_disparity(tool_ctx: ToolContext
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression", "anomaly"])
 def test_onnx_export_matches_for_every_kind(tool_ctx: ToolContext, kind: str) -> None:
-    ws = build_workspace(tool_ctx.workspace, kind=kind, rows=600)
+    # 2,000 rows: enough for a regressor's float32 rounding to show on a prediction near 0 (it did, as a failure)
+    ws = build_workspace(tool_ctx.workspace, kind=kind, rows=2000 if kind == "regression" else 600)
     parity = call(export_onnx_model, tool_ctx, model_path=ws.model_dir, data_path=ws.reference)
     assert parity["status"] == "ok" and parity["kind"] == kind
-    assert parity["label_agreement"] == 1.0 or parity["max_abs_score_diff"] <= 1e-5
+    assert parity["label_agreement"] == 1.0 or parity["max_abs_score_diff"] <= parity["tolerance"]
+    # The tolerance is 1e-5, scaled for a regressor by its predictions' size (here targets of a few hundred).
+    assert parity["tolerance"] == 1e-5 if kind != "regression" else 1e-5 < parity["tolerance"] < 1e-2
     assert (tool_ctx.workspace / ws.model_dir / "model.onnx").is_file()
     if kind == "multiclass":  # the string column is an input of its own
         assert "named column inputs" in parity["input"]
