@@ -15,6 +15,7 @@ __all__ = [
     "ToolDenied",
     "UnusableInput",
     "ApprovalStale",
+    "INTERRUPTED_MARK",
 ]
 
 
@@ -84,3 +85,8 @@ class UnusableInput(ToolError):
         super().__init__(message)
         self.path = path
         self.fix = fix
+
+
+INTERRUPTED_MARK = "[interrupted]"
+"""Opens the result of a call its process died in and that was not run again (``orchestrator.executor``): the
+agent, or the built-in planner, knows the call's effects are unknown and may run it again as a new call."""

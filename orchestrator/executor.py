@@ -1,7 +1,8 @@
 """The policy layer in action: every tool call goes through here, exactly once per call id.
 
-Order of checks: journal (a replayed call returns its recorded result), allowlist of the calling agent,
-production-data approval (an ``interrupt()`` bound to the exact call), then the tool itself. The result
+Order of checks: journal (a replayed call returns its recorded result; one its process died in is retried
+with the same key or reported), allowlist of the calling agent, production-data approval (an ``interrupt()``
+bound to the exact call), the record that it started, then the tool itself. The result
 is redacted before it reaches the model, the checkpoint, the journal or the audit trail.
 """
 
@@ -19,15 +20,15 @@ from pydantic import ValidationError
 
 from orchestrator.audit import append_event
 from orchestrator.context import RunContext
-from orchestrator.errors import ToolDenied, ToolError, UnusableInput
+from orchestrator.errors import INTERRUPTED_MARK, ToolDenied, ToolError, UnusableInput
 from orchestrator.events import EventKind
 from orchestrator.gates import ask_human
-from orchestrator.journal import Journal, save_tool_call
+from orchestrator.journal import INTERRUPTED, STARTED, Journal, save_tool_call, start_tool_call
 from orchestrator.mcp_tools import tool_source
 from orchestrator.recorder import DatabaseRecorder
 from orchestrator.telemetry import record_tool_call
 from tools.context import Signal, ToolContext
-from tools.policy import call_fingerprint, check_allowed, digest, production_targets
+from tools.policy import call_fingerprint, check_allowed, digest, production_targets, replay_policy
 from tools.redaction import redact, redact_obj
 
 __all__ = ["execute_tool_call", "CallOutcome"]
@@ -44,10 +45,12 @@ class CallOutcome:
     signals: list[Signal] = field(default_factory=list)
 
 
-def _tool_context(run: RunContext, *, agent: str, step: str, delegation_id: int | None) -> ToolContext:
-    recorder = DatabaseRecorder(run.database_url, run.mission_id, agent=agent, step=step)
+def _tool_context(run: RunContext, *, agent: str, step: str, delegation_id: int | None, call_id: str,
+                  attempt: int) -> ToolContext:
+    recorder = DatabaseRecorder(run.database_url, run.mission_id, agent=agent, step=step, call_id=call_id)
     return ToolContext(workspace=run.workspace, mission_id=run.mission_id, agent=agent, step=step,
-                       settings=run.settings, recorder=recorder, delegation_id=delegation_id, mission=run.mission)
+                       settings=run.settings, recorder=recorder, delegation_id=delegation_id, mission=run.mission,
+                       call_id=call_id, attempt=attempt)
 
 
 def _run_tool(tool: BaseTool, args: dict[str, Any], ctx: ToolContext) -> tuple[str, str]:
@@ -91,18 +94,31 @@ def _status_of(text: str) -> str:
 
 def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str, delegation_id: int | None,
                       allowed: dict[str, BaseTool], journal: Journal) -> CallOutcome:
-    """Run one tool call under the policy layer, or return its recorded result when it already ran."""
+    """Run one tool call under the policy layer, or return its recorded result when it already ran.
+
+    A call that can change things is recorded as started before it runs. Found started on resume (its process
+    died while it ran), it is run again with the same idempotency key when its effects are keyed by it, and
+    otherwise reported to the agent as interrupted, never silently run twice (``tools.policy.Replay``).
+    """
     call_id, name = call["id"] or "", call["name"]
     args = {key: value for key, value in (call.get("args") or {}).items() if key != "ctx"}
+    source = tool_source(allowed.get(name))
+    replay = replay_policy(name, builtin=not (source or "").startswith("mcp:"))
+    attempt = 1
     done = journal.calls.get(call_id)
-    if done is not None:
+    if done is not None and done.status != STARTED:
         signals = [Signal(**s) for s in done.signals or []]
         return CallOutcome(ToolMessage(content=done.result, tool_call_id=call_id, name=name,
                                        status="error" if done.status != "ok" else "success"), signals)
+    if done is not None:
+        if replay == "report":
+            return _report_interrupted(call_id, name, args, run=run, agent=agent, step=step,
+                                       delegation_id=delegation_id, journal=journal, source=source)
+        attempt = done.attempts + 1
 
     started = time.perf_counter()
-    ctx = _tool_context(run, agent=agent, step=step, delegation_id=delegation_id)
-    decision, status = "allowed", "ok"
+    ctx = _tool_context(run, agent=agent, step=step, delegation_id=delegation_id, call_id=call_id, attempt=attempt)
+    decision, status, recorded_start = "allowed", "ok", False
     try:
         check_allowed(name, list(allowed))
         targets = production_targets(name, args, run.settings.production_patterns)
@@ -118,6 +134,11 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
                 raise ToolDenied(f"{name} on {', '.join(targets)} was rejected by {by}{reason}; nothing was "
                                  "done. Continue without it, or provide a manual plan.")
             decision = "approved"
+        if replay != "free":
+            with journal.write() as tx:
+                start_tool_call(tx, mission_id=run.mission_id, call_id=call_id, tool=name, agent=agent, step=step,
+                                delegation_id=delegation_id, args_sha256=digest(args), attempt=attempt)
+            recorded_start = True
         result, status = _run_tool(allowed[name], args, ctx)
     except ToolDenied as exc:
         result, status, decision = f"Error: {exc}", "denied", "denied"
@@ -131,22 +152,45 @@ def execute_tool_call(call: ToolCall, *, run: RunContext, agent: str, step: str,
         except (ValueError, AttributeError):
             sandboxed = None
     signals = list(ctx.signals)
+    _record(run, journal, call_id=call_id, name=name, args=args, agent=agent, step=step,
+            delegation_id=delegation_id, result=result, status=status, decision=decision, signals=signals,
+            sandboxed=sandboxed, duration_ms=duration_ms, source=source, started=recorded_start, attempt=attempt)
+    return CallOutcome(ToolMessage(content=result, tool_call_id=call_id, name=name,
+                                   status="success" if status == "ok" else "error"), signals)
+
+
+def _report_interrupted(call_id: str, name: str, args: dict[str, Any], *, run: RunContext, agent: str, step: str,
+                        delegation_id: int | None, journal: Journal, source: str | None) -> CallOutcome:
+    """A call whose effects are not keyed was running when its process died: it is not run again; the agent is
+    told, with the record, and decides (run it again as a new call, check its effects, or go on without)."""
+    result = (f"Error: {INTERRUPTED_MARK} this {name} call was running when the worker process died, and its "
+              "result was never recorded. It is not run again automatically, since it may already have had its "
+              "effects (files written, commands run). Check its effects, then call it again if it is still needed.")
+    _record(run, journal, call_id=call_id, name=name, args=args, agent=agent, step=step, delegation_id=delegation_id,
+            result=result, status=INTERRUPTED, decision="allowed", signals=[], sandboxed=None, duration_ms=0.0,
+            source=source, started=True, attempt=journal.calls[call_id].attempts)
+    return CallOutcome(ToolMessage(content=result, tool_call_id=call_id, name=name, status="error"), [])
+
+
+def _record(run: RunContext, journal: Journal, *, call_id: str, name: str, args: dict[str, Any], agent: str,
+            step: str, delegation_id: int | None, result: str, status: str, decision: str, signals: list[Signal],
+            sandboxed: bool | None, duration_ms: float, source: str | None, started: bool, attempt: int) -> None:
+    """The call's record and its ``tool.called`` event, in one transaction."""
     safe_args, args_sha256, result_sha256 = redact_obj(args), digest(args), digest(result)
     with journal.write() as session:
         save_tool_call(session, mission_id=run.mission_id, call_id=call_id, tool=name, agent=agent, step=step,
                        delegation_id=delegation_id, args_sha256=args_sha256, result=result,
                        result_sha256=result_sha256, status=status, decision=decision,
                        signals=[{"kind": s.kind, "detail": s.detail, "data": s.data} for s in signals],
-                       sandboxed=sandboxed, duration_ms=duration_ms)
+                       sandboxed=sandboxed, duration_ms=duration_ms, started=started, attempt=attempt)
+        payload = {"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": args_sha256,
+                   "result_preview": result[:_PREVIEW], "result_sha256": result_sha256, "status": status,
+                   "decision": decision, "duration_ms": duration_ms, "sandboxed": sandboxed,
+                   "signals": [s.kind for s in signals], "source": source}
+        if attempt > 1:
+            payload["attempt"] = attempt  # run again after its process died: its keyed effects were made once
         append_event(session, mission_id=run.mission_id, kind=EventKind.TOOL_CALLED, actor=agent, step=step,
-                     delegation_id=delegation_id,
-                     payload={"tool": name, "call_id": call_id, "args": safe_args, "args_sha256": args_sha256,
-                              "result_preview": result[:_PREVIEW], "result_sha256": result_sha256,
-                              "status": status, "decision": decision, "duration_ms": duration_ms,
-                              "sandboxed": sandboxed, "signals": [s.kind for s in signals],
-                              "source": tool_source(allowed.get(name))})
+                     delegation_id=delegation_id, payload=payload)
     record_tool_call(tool=name, agent=agent, step=step, status=status, decision=decision, call_id=call_id,
-                     source=tool_source(allowed.get(name)), duration_ms=duration_ms)  # a span when tracing is on
+                     source=source, duration_ms=duration_ms)  # a span when tracing is on
     log.info("tool %s by %s in %s: %s (%.0f ms)", name, agent, step, status, duration_ms)
-    return CallOutcome(ToolMessage(content=result, tool_call_id=call_id, name=name,
-                                   status="success" if status == "ok" else "error"), signals)

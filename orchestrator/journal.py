@@ -23,7 +23,7 @@ from orchestrator.db import session_scope
 from orchestrator.db.direct import Statement, Transaction, Writer, transaction
 from orchestrator.db.models import ModelTurn, ToolCall, utcnow
 
-__all__ = ["Journal", "save_tool_call"]
+__all__ = ["Journal", "save_tool_call", "start_tool_call", "STARTED", "INTERRUPTED"]
 
 
 @dataclass
@@ -103,9 +103,19 @@ _TURN_COLUMNS = ("mission_id", "key", "message", "input_tokens", "output_tokens"
 _INSERT_TURN = Statement(f"INSERT INTO model_turns ({', '.join(_TURN_COLUMNS)}) "
                          f"VALUES ({', '.join(':' + c for c in _TURN_COLUMNS)})", ModelTurn.__table__)
 _CALL_COLUMNS = ("mission_id", "call_id", "tool", "agent", "step", "delegation_id", "args_sha256", "result",
-                 "result_sha256", "status", "decision", "signals", "sandboxed", "duration_ms", "created_at")
+                 "result_sha256", "status", "decision", "signals", "sandboxed", "duration_ms", "attempts", "created_at")
 _INSERT_CALL = Statement(f"INSERT INTO tool_calls ({', '.join(_CALL_COLUMNS)}) "
                          f"VALUES ({', '.join(':' + c for c in _CALL_COLUMNS)})", ToolCall.__table__)
+_FINISH_CALL = Statement("UPDATE tool_calls SET result = :result, result_sha256 = :result_sha256, status = :status, "
+                         "decision = :decision, signals = :signals, sandboxed = :sandboxed, "
+                         "duration_ms = :duration_ms, attempts = :attempts "
+                         "WHERE mission_id = :mission_id AND call_id = :call_id", ToolCall.__table__)
+_RETRY_CALL = Statement("UPDATE tool_calls SET attempts = :attempts WHERE mission_id = :mission_id "
+                        "AND call_id = :call_id AND status = :status", ToolCall.__table__)
+STARTED = "started"
+"""The status of a tool call that is running, or was when its process died."""
+INTERRUPTED = "interrupted"
+"""The status of a started call that a resumed run did not run again (its effects could not be keyed)."""
 
 
 def save_model_turn(session: Writer, *, mission_id: str, key: str, message: AIMessage) -> None:
@@ -116,12 +126,29 @@ def save_model_turn(session: Writer, *, mission_id: str, key: str, message: AIMe
                                "output_tokens": usage.get("output_tokens")})
 
 
+def start_tool_call(session: Writer, *, mission_id: str, call_id: str, tool: str, agent: str, step: str,
+                    delegation_id: int | None, args_sha256: str, attempt: int) -> None:
+    """Record a call with side effects as ``started`` before it runs (or count the new attempt of a retried one):
+    a run resumed after a crash finds it and knows it may have had its effects."""
+    if attempt > 1:
+        _RETRY_CALL.run(session, {"mission_id": mission_id, "call_id": call_id, "attempts": attempt, "status": STARTED})
+        return
+    _INSERT_CALL.run(session, {
+        "mission_id": mission_id, "call_id": call_id, "tool": tool, "agent": agent, "step": step,
+        "delegation_id": delegation_id, "args_sha256": args_sha256, "result": "", "result_sha256": "",
+        "status": STARTED, "decision": "allowed", "signals": [], "sandboxed": None, "duration_ms": 0.0,
+        "attempts": attempt, "created_at": utcnow()})
+
+
 def save_tool_call(session: Writer, *, mission_id: str, call_id: str, tool: str, agent: str, step: str,
                    delegation_id: int | None, args_sha256: str, result: str, result_sha256: str, status: str,
-                   decision: str, signals: list[dict[str, Any]], sandboxed: bool | None, duration_ms: float) -> None:
-    """Record a finished tool call (its redacted result, digests, decision, signals) under its call id."""
-    _INSERT_CALL.run(session, {
+                   decision: str, signals: list[dict[str, Any]], sandboxed: bool | None, duration_ms: float,
+                   started: bool = False, attempt: int = 1) -> None:
+    """Record a finished tool call (its redacted result, digests, decision, signals) under its call id; a call
+    recorded as ``started`` gets its row completed."""
+    values = {
         "mission_id": mission_id, "call_id": call_id, "tool": tool, "agent": agent, "step": step,
         "delegation_id": delegation_id, "args_sha256": args_sha256, "result": result, "result_sha256": result_sha256,
         "status": status, "decision": decision, "signals": signals, "sandboxed": sandboxed,
-        "duration_ms": duration_ms, "created_at": utcnow()})
+        "duration_ms": duration_ms, "attempts": attempt, "created_at": utcnow()}
+    (_FINISH_CALL if started else _INSERT_CALL).run(session, values)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from agents.playbooks import Call, Finish, Handoff, View, playbook_for
 from agents.playbooks.instructions import reply_to
 from orchestrator.briefs import Brief, HandoffResult
+from orchestrator.errors import INTERRUPTED_MARK
 from orchestrator.handoff import FINISH_STEP, HANDOFF_PREFIX, SUBMIT_RESULT
 from orchestrator.mission import MissionSpec
 from orchestrator.prompts import STEP_MARK, RunFacts, read_facts
@@ -71,16 +72,21 @@ class BuiltinPlanner(BaseChatModel):
         turns = _turns(messages[start:])
         # The user's messages get their answer in the lead's first turn of the step that receives them.
         replies = "\n".join(reply_to(note) for note in notes) if not turns else ""
+        rerun = ""
         try:
             move = next(generator)
             for ai, results in turns:
+                if _interrupted(results):  # its process died in a call it did not rerun: the move is made again
+                    rerun = f"Running again, as a new call, what a worker crash interrupted: {_names(ai)}."
+                    continue
+                rerun = ""
                 move = generator.send(_answer(move, ai, results))
         except StopIteration as stop:
             finish = stop.value if isinstance(stop.value, Finish) else Finish(summary=str(stop.value or ""))
             if replies:
                 finish = replace(finish, summary=f"{replies}\n{finish.summary}")
             return self._finish(finish, is_sub, facts)
-        return _as_message(move, facts, turn=len(turns), preface=replies)
+        return _as_message(move, facts, turn=len(turns), preface="\n".join(p for p in (replies, rerun) if p))
 
     @staticmethod
     def _finish(finish: Finish, is_sub: bool, facts: RunFacts) -> AIMessage:
@@ -139,6 +145,19 @@ def _turns(messages: list[BaseMessage]) -> list[tuple[AIMessage, dict[str, ToolM
         elif isinstance(message, ToolMessage) and turns:
             turns[-1][1][message.tool_call_id] = message
     return turns
+
+
+def _interrupted(results: dict[str, ToolMessage]) -> bool:
+    """A result of the turn says its call was interrupted by a crash and not run again (``INTERRUPTED_MARK``).
+
+    The playbooks' calls are safe to make again (their shell commands are dry runs, tests, builds), so the
+    planner makes the same move as new calls, on the record; an LLM reads the same result and decides."""
+    return any(isinstance(m.content, str) and m.content.startswith(f"Error: {INTERRUPTED_MARK}")
+               for m in results.values())
+
+
+def _names(ai: AIMessage) -> str:
+    return ", ".join(call["name"] for call in ai.tool_calls)
 
 
 def _parse(content: Any) -> Any:

@@ -69,6 +69,11 @@ class ToolContext:
     delegation_id: int | None = None
     signals: list[Signal] = field(default_factory=list)
     """Failure modes raised during this call; drained by the agent loop after each call."""
+    call_id: str | None = None
+    """The tool call this context serves: the idempotency key of its effects (tasks, artifact records)."""
+    attempt: int = 1
+    """2 or more when the call is retried because its process died while it ran: effects already made by an
+    earlier attempt are found by ``call_id`` and not made twice."""
     mission: Any = None
     """The mission's parsed spec (``orchestrator.mission.MissionSpec``) when the caller has it: tools read its
     ``constraint_set`` when no constraint clauses are passed to them (free-text missions)."""

@@ -13,11 +13,36 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.errors import ToolDenied
 
-__all__ = ["check_allowed", "production_targets", "digest", "call_fingerprint"]
+__all__ = ["check_allowed", "production_targets", "digest", "call_fingerprint", "Replay", "replay_policy"]
+
+Replay = Literal["free", "retry", "report"]
+"""What a resumed run does with a call that was running when its process died.
+
+``free``: the tool changes nothing, so nothing is recorded before it runs and it simply runs again.
+``retry``: its effects are keyed by the call id (task rows, artifact records, files by content, monitoring
+history rows by batch and model), so running it again with the same key makes each effect once.
+``report``: its effects cannot be keyed (a shell command, another server's tool): it is not run again; the
+agent gets a result saying it was interrupted and decides what to do.
+"""
+
+READ_ONLY = frozenset({"read_file", "list_files", "task_list", "web_search", "docs_lookup", "locate_inputs",
+                       "profile_dataset", "fingerprint_dataset", "inspect_model"})
+"""Built-in tools that only read."""
+UNKEYED = frozenset({"bash"})
+"""Built-in tools whose effects are not keyed by the call."""
+
+
+def replay_policy(tool_name: str, *, builtin: bool = True) -> Replay:
+    """How a call of ``tool_name`` interrupted by a crash is handled on resume (see :data:`Replay`)."""
+    if tool_name in READ_ONLY and builtin:
+        return "free"
+    if tool_name in UNKEYED or not builtin:
+        return "report"
+    return "retry"
 
 # Free text the model writes (file contents, notes, queries) is not a target: touching data happens
 # through paths, commands and URLs, and a script that reads production data is caught when it runs.

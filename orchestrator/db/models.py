@@ -193,6 +193,8 @@ class Artifact(Base):
     kind: Mapped[str] = mapped_column(String(32))
     agent: Mapped[str] = mapped_column(String(64))
     step: Mapped[str] = mapped_column(String(24))
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    """The tool call that recorded this version: a retried call finds its own record and adds no second one."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -200,6 +202,7 @@ class Task(Base):
     """An entry of the agents' task tracker (experiments, deployments, incidents) with links to artifacts."""
 
     __tablename__ = "tasks"
+    __table_args__ = (Index("uq_tasks_mission_call", "mission_id", "call_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     mission_id: Mapped[str] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
@@ -209,6 +212,10 @@ class Task(Base):
     step: Mapped[str] = mapped_column(String(24))
     notes: Mapped[str] = mapped_column(Text, default="")
     links: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    """The ``task_create`` call that made it: a retried call returns this task instead of adding another."""
+    updated_by_call: Mapped[str | None] = mapped_column(String(200))
+    """The call of the latest update: the same update retried is not applied (nor recorded) twice."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -230,6 +237,9 @@ class ToolCall(Base):
     result: Mapped[str] = mapped_column(Text)
     result_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
+    """``started`` while it runs (a call with side effects is recorded before it runs), then ``ok``, ``error``,
+    ``denied``, or ``interrupted`` (it was running when its process died and is not run again)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     decision: Mapped[str] = mapped_column(String(16))
     signals: Mapped[list[Any]] = mapped_column(JSON, default=list)
     sandboxed: Mapped[bool | None]

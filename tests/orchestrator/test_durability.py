@@ -1,4 +1,4 @@
-"""A mission whose process is killed with SIGKILL resumes from its checkpoint; no completed tool runs twice."""
+"""A mission whose process is killed with SIGKILL resumes from its checkpoint; no tool runs twice."""
 
 from __future__ import annotations
 
@@ -58,8 +58,14 @@ def test_killed_mission_resumes_without_running_a_completed_tool_twice(db_url: s
     assert second.returncode == 0, err
     assert out.strip() == "completed"
     counter = (workspace / "counter.txt").read_text().splitlines()
-    assert counter == ["once", "slow"]  # the completed call did not run again; the killed one ran to its end
+    # The completed call did not run again; the killed one (a shell command: its effects are not keyed by the
+    # call) was reported as interrupted to the model, not run a second time.
+    assert counter == ["once"]
     assert _calls(db_url, mission_id) == {"k-1": 1, "k-2": 1, "k-3": 1}
+    with session_scope(db_url) as session:
+        status = session.scalar(select(ToolCall.status).where(ToolCall.mission_id == mission_id,
+                                                              ToolCall.call_id == "k-3"))
+    assert status == "interrupted"
 
 
 @pytest.mark.slow

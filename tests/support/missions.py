@@ -71,4 +71,28 @@ def counted_path() -> dict[str, list[AIMessage]]:
     }
 
 
-SCRIPTS: dict[str, Any] = {"full_path": full_path, "slow_tool_path": slow_tool_path, "counted_path": counted_path}
+_STEPS = ("align", "design", "implement", "evaluate", "package", "release", "report")
+
+EFFECT_CALLS: dict[str, list[dict[str, Any]]] = {
+    # tool killed right after its effect -> the calls of the align step (the last one is the killed one)
+    "task_create": [call("task_create", "e-1", title="Pin the reference data", notes="from align")],
+    "task_update": [call("task_create", "e-0", title="Pin the reference data"),
+                    call("task_update", "e-1", task_id=1, status="done", notes="pinned")],
+    "write_file": [call("write_file", "e-1", path="notes/plan.md", content="# Plan\n")],
+    "edit_file": [call("write_file", "e-0", path="conf.py", content="threshold = 0.5\n"),
+                  call("edit_file", "e-1", path="conf.py", old_text="threshold = 0.5", new_text="threshold = 0.7")],
+    "bash": [call("bash", "e-1", command="echo ran >> effects.log")],
+    "evaluate_model": [call("evaluate_model", "e-1", model_path="models/binary-model",
+                            reference_path="data/reference.csv", current_path="data/current.csv")],
+}
+"""One side-effecting tool each: ``tests/orchestrator/test_tool_replay.py`` kills the process right after the
+last call's effect, before its result is recorded, and checks the effect exists once after the resume."""
+
+
+def effect_path(tool: str) -> dict[str, list[AIMessage]]:
+    """The lead makes the calls of :data:`EFFECT_CALLS` ``tool`` in align, one per turn, then answers each step."""
+    return {"ml-engineer": [*(ai("", c) for c in EFFECT_CALLS[tool]), *(ai(f"done {step}") for step in _STEPS)]}
+
+
+SCRIPTS: dict[str, Any] = {"full_path": full_path, "slow_tool_path": slow_tool_path, "counted_path": counted_path,
+                           **{f"effect:{tool}": (lambda tool=tool: effect_path(tool)) for tool in EFFECT_CALLS}}

@@ -2,7 +2,8 @@
 
     python -m tests.support.run_scripted DB_URL MISSION_ID SCRIPT_NAME [DIE_AT]
 
-``DIE_AT`` injects a fault at the checkpointer, LangGraph's boundary with the database: the process dies
+``DIE_AT`` ``after-tool:NAME`` kills the process with SIGKILL as soon as the tool NAME returns (its effects
+made, its result not recorded). Otherwise it injects a fault at the checkpointer, LangGraph's boundary with the database: the process dies
 (``os._exit``) once a node's own records are committed but before LangGraph saved the node's outcome.
 ``writes:NODE`` dies as LangGraph is about to save the writes of that node's task (so the node runs
 again on resume); ``checkpoint:N`` dies as it is about to write the checkpoint of superstep N (the
@@ -20,11 +21,29 @@ from tests.support.mission_scripts import PerMissionScripts
 from tests.support.missions import SCRIPTS
 
 
+def _die_after_tool(name: str) -> None:
+    """SIGKILL this process as soon as the tool ``name`` returns: its effects are made, its result unrecorded."""
+    import signal
+
+    from langchain_core.tools import BaseTool
+
+    def dying_invoke(self, *args, _invoke=BaseTool.invoke, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        output = _invoke(self, *args, **kwargs)
+        if self.name == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return output
+
+    BaseTool.invoke = dying_invoke  # type: ignore[method-assign]
+
+
 def _die_at(where: str) -> None:
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     kind, _, target = where.partition(":")
+    if kind == "after-tool":
+        _die_after_tool(target)
+        return
     for saver in (SqliteSaver, PostgresSaver):
         def dying_put(self, config, checkpoint, metadata, new_versions, *, _put=saver.put):  # noqa: ANN001, ANN202
             if kind == "checkpoint" and metadata.get("step") == int(target):
