@@ -156,7 +156,7 @@ def _stream_config(design: StreamDesign, batch_config: str, name: str) -> dict[s
                              "start": "earliest", "block_ms": 500, "claim_idle_ms": 30_000,
                              "dead_letter": f"{stream}:dead-letter"},
                    "kafka": {"bootstrap_servers": "localhost:9092", "topic": stream, "group_id": design["group"],
-                             "client": "auto", "dead_letter_topic": f"{stream}.dead-letter", "start": "earliest"},
+                             "client": "auto", "start": "earliest"},
                    "file": {"path": SAMPLE_PATH, "checkpoint": "outputs/stream/replay.offset"}},
         "sink": {"kind": "redis", "redis_key": f"{stream}:scores", "sqlite_path": "outputs/stream/results.sqlite"},
         "micro_batch": {"max_messages": design["max_messages"], "max_wait_ms": design["max_wait_ms"]},
@@ -191,7 +191,8 @@ def _design_doc(design: StreamDesign, rules: list[dict[str, Any]], cs: Constrain
              "position is committed (Redis `XACK`, Kafka offset commit) only after: a consumer killed in between "
              "gets the batch again and overwrites its own results."),
              ("- **Poison messages**: a message that is not a record, lacks a feature or holds a non-numeric value "
-             "goes to the dead letters with its reason; the rest of its micro-batch is scored."),
+             "goes to the dead letters with its reason, kept in the sink beside the results and keyed the same way "
+             "(written before the commit, so never lost nor doubled); the rest of its micro-batch is scored."),
              ("- **State**: the position lives in the broker (consumer-group offsets / pending entries), results in "
              "the sink keyed by message id, and the sliding drift windows in memory (15 panes of 60 s), rebuilt "
              "after a restart: replicas keep nothing on disk and any replica can take over another's messages."),

@@ -74,6 +74,8 @@ def test_both_mission_forms_are_streaming_and_their_alert_rules_come_from_their_
     kafka = call(tool_by_name("write_stream_design"), tool_ctx, objective="consume the payments topic from Kafka",
                  constraints=[])
     assert (kafka["source"], kafka["stream"]) == ("kafka", "payments")
+    source = yaml.safe_load((tool_ctx.workspace / "pipelines/streaming-scoring.yaml").read_text())["source"]
+    assert (source["kind"], source["kafka"]["topic"], source["kafka"]["client"]) == ("kafka", "payments", "auto")
     assert {r["source"] for r in kafka["alert_rules"]} == {"default"}  # no words: defaults, said as such
 
 
@@ -86,7 +88,8 @@ def test_generated_tests_and_dry_run_pass_in_the_sandbox(consumer_ws: ToolContex
     assert dry["exit_code"] == 0 and dry["sandboxed"], dry["stderr_tail"][-2000:]
     result = json.loads(dry["stdout_tail"].strip().splitlines()[-1])
     assert result["ok"] and result["lost"] == 0 and result["duplicates_after_replay"] == 0 and result["messages"] > 0
-    for path, least in (("tests/test_streaming_scoring.py", 9), ("tests/test_streaming_redis.py", 1)):
+    # 13 on the replay source, 3 of them the Kafka adapter against an in-memory broker (no broker runs here).
+    for path, least in (("tests/test_streaming_scoring.py", 13), ("tests/test_streaming_redis.py", 1)):
         tests = call(tool_by_name("run_tests"), consumer_ws, path=path)
         assert tests["sandboxed"] and tests["failed"] == 0 and tests["errors"] == 0, tests["failures"]
         assert tests["skipped"] == 0 and tests["passed"] >= least, tests
