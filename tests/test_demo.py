@@ -83,6 +83,9 @@ def test_deliverables_are_valid_and_recorded_with_their_producer(demo: tuple[dic
                  ".github/workflows/batch-scoring.yml", "docs/deployment-notes.md", "reports/mission-report.md"):
         assert path in recorded, path
         assert recorded[path]["agent"] and recorded[path]["step"]
+    # A batch mission stays a batch mission: no consumer, no Deployment, no stream checks.
+    assert not any((workspace / p).exists() for p in ("pipelines/streaming_scoring", "deploy/stream-deployment.yaml"))
+    assert not [c["name"] for c in view["checks"] if c["name"].startswith(("Stream", "Consumer", "Redis"))]
     onnx = next(p for p in recorded if p.endswith("model.onnx"))
     assert (recorded[onnx]["agent"], recorded[onnx]["step"]) == ("ml-engineer", "package")
     assert (recorded["docs/deployment-notes.md"]["agent"], recorded["docs/deployment-notes.md"]["step"]) == \
