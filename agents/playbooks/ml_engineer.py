@@ -106,9 +106,12 @@ def design(view: View) -> Playbook:
                                                     "inputs": list(view.mission.inputs)})))
     if mode == "online":
         brief = Brief(task="Build the online inference endpoint: generate the FastAPI app for the model with input "
-                           "validation, health and metrics endpoints, and run its tests.",
-                      context=f"Model: {found.get('model_path')}; sample data: {found.get('reference_path')}.",
-                      expected_output="service/app.py, tests/test_service.py and the test counts.")
+                           "validation, health and metrics endpoints, run its tests, and load-test it on loopback "
+                           "against the mission's latency targets.",
+                      context=f"Model: {found.get('model_path')}; sample data: {found.get('reference_path')}."
+                              f"{_carried(view)}",
+                      expected_output="service/app.py, tests/test_service.py, the test counts and "
+                                      "reports/load-test.json with p50/p95 latency against the targets.")
     else:
         brief = Brief(task="Review the batch scoring interface (inputs, outputs, failure behaviour); this is a batch "
                            "mission, so no online endpoint is built.",

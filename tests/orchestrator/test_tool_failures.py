@@ -35,6 +35,7 @@ FAILING_CALLS: dict[str, dict[str, Any]] = {
     "generate_inference_service": {"model_path": "models/none", "sample_data_path": MISSING},
     "inspect_model": {"path": "models/none"},
     "list_files": {"path": "no/such/folder"},
+    "load_test_service": {"requests": 100},
     "locate_inputs": {"inputs": None},
     "profile_dataset": {"path": MISSING},
     "read_file": {"path": MISSING},

@@ -21,7 +21,7 @@ from tools.ml.schedule import write_ci_workflow, write_schedule
 from tools.ml.security import security_scan
 from tools.ml.shadow import compare_shadow
 from tools.ml.training import generate_training_pipeline, run_training_pipeline
-from tools.ml.serving import generate_inference_service, review_scoring_interface
+from tools.ml.serving import generate_inference_service, load_test_service, review_scoring_interface
 from tools.ml.stream_release import estimate_stream_capacity, write_stream_deployment
 from tools.ml.streaming import generate_streaming_consumer, write_stream_design
 
@@ -39,7 +39,7 @@ CAPABILITIES: dict[str, list[BaseTool]] = {
                   estimate_stream_capacity, write_stream_deployment],
     "MLDocs": [write_design_doc, write_mission_report],
     "SecurityScan": [security_scan],
-    "Serving": [generate_inference_service, review_scoring_interface],
+    "Serving": [generate_inference_service, load_test_service, review_scoring_interface],
 }
 """Capability name (as written in an agent's ``tools:``) -> the ML tools it grants."""
 

@@ -25,7 +25,7 @@ from tools.ml.packaging import HADOLINT_PATH, PARITY_PATH
 from tools.ml.release import NOTES_PATH
 from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
 from tools.ml.security import SECURITY_PATH
-from tools.ml.serving import REVIEW_PATH, SERVICE_APP
+from tools.ml.serving import LOAD_TEST_PATH, REVIEW_PATH, SERVICE_APP, load_test_check
 from tools.ml.shadow import SHADOW_PATH
 from tools.ml.training import TRAINING_CONFIG, TRAINING_METRICS, TRAINING_TEST, training_check
 from tools.ml.stream_release import STREAM_DELIVERABLES, stream_check_rows
@@ -141,6 +141,7 @@ def _check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str, str,
         counts = security.get("counts", {})
         rows.append(("Security scan", f"{counts.get('high', 0)} high, {counts.get('medium', 0)} medium",
                      not security.get("blocking")))
+    rows += [row for row in (load_test_check(workspace),) if row]  # an online mission's latency against its targets
     rows += stream_check_rows(workspace, checks)  # a streaming mission's consumer, alerts, Deployment
     rows += _issue12_rows(workspace, checks, evaluated=bool(evaluation))
     return rows
@@ -196,6 +197,7 @@ def write_mission_report(objective: str, checks: dict[str, Any] | None = None, *
                     ("Dockerfile", "Dockerfile"), ("Registry index", "registry/index.json"),
                     ("Reproducibility manifest", MANIFEST_PATH), ("Security review", SECURITY_PATH),
                     ("Scoring interface review", REVIEW_PATH), ("Inference service", SERVICE_APP),
+                    ("Service load test", LOAD_TEST_PATH),
                     ("Cost estimate", COST_PATH), ("Schedule", SCHEDULE_PATH), ("CI workflow", CI_PATH),
                     ("Deployment notes", NOTES_PATH), ("Remediation", "reports/remediation.json")]
     deliverables += [d for d in STREAM_DELIVERABLES if (ctx.workspace / d[1]).is_file()]  # streaming only

@@ -30,6 +30,7 @@ from tools.ml.model import ModelInfo, file_sha256, locate_model
 from tools.ml.monitoring import ALERTS_PATH, alert_rules, render_rules
 from tools.ml.report import render_html
 from tools.ml.rules import alert, check_metrics
+from tools.ml.serving import LOAD_TEST_PATH
 from tools.workspace import resolve_in_workspace
 
 __all__ = ["evaluate", "evaluate_model", "EVALUATION_PATH", "EVALUATION_HTML", "SCHEMA_VERSION"]
@@ -73,12 +74,27 @@ def _alert_rate_alert(thresholds: dict[str, Any], pred: np.ndarray) -> list[dict
                   baseline=rate["baseline"], note="no labels: the alert rate stands in for precision")]
 
 
-def _other_rules(cs: ConstraintSet) -> list[dict[str, Any]]:
-    """Rules a batch evaluation cannot measure (latency): listed, marked not measured."""
-    return [alert(r.name, metric_name=r.metric, direction=r.direction, threshold=r.threshold, value=None,
-                  fired=False, sample_sufficient=False, category="service", measured=False, rule=r.source_text,
-                  note="measured by the service's load test, not by the batch evaluation")
-            for r in cs.alerts if r.metric.startswith("latency")]
+def _other_rules(cs: ConstraintSet, load_test: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rules a batch evaluation cannot measure (latency): the service's load test measured them when it ran
+    (``reports/load-test.json``), else they are listed, marked not measured."""
+    out = []
+    latency = load_test.get("latency_ms") or {}
+    for r in cs.alerts:
+        if not r.metric.startswith("latency"):
+            continue
+        value = latency.get(r.metric.removeprefix("latency_").removesuffix("_ms"))
+        common = {"metric_name": r.metric, "direction": r.direction, "threshold": r.threshold, "category": "service",
+                  "rule": r.source_text}
+        if value is None or r.threshold is None:
+            out.append(alert(r.name, value=None, fired=False, sample_sufficient=False, measured=False, **common,
+                             note="measured by the service's load test, not by the batch evaluation"
+                                  + ("" if load_test else " (no load test has run)")))
+            continue
+        requests = int(load_test.get("requests") or 0)
+        out.append(alert(r.name, value=value, fired=bool(r.fires(value)), measured=True, requests=requests,
+                         # a p95 needs some requests above it to be more than the slowest one or two
+                         sample_sufficient=requests >= 100, source=LOAD_TEST_PATH, **common))
+    return out
 
 
 def _predictions(info: ModelInfo, scores: sandboxed.Scores) -> np.ndarray:
@@ -178,7 +194,7 @@ def evaluate(ctx: ToolContext, *, model_path: str, reference_path: str, current_
     pred = _predictions(model, cur_scores)
     if cur_outcome is None:
         out["alerts"] += _alert_rate_alert(thresholds, pred)
-    out["alerts"] += _other_rules(cs)
+    out["alerts"] += _other_rules(cs, read_json(workspace, LOAD_TEST_PATH))
 
     features, bias_findings = sensitive_features(cs, model, segment_column=segment_column
                                                  or alignment.get("segment_column") or "", columns=list(cur.columns))
