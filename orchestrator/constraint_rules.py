@@ -385,9 +385,9 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
      _relative),
     (_compile(rf"\b{_METRIC}(?:\s+(?:score|value))?\s*(?:(?:must|should|has\s+to|needs?\s+to)\s+(?:be|stay|remain|"
               r"not\s+go)\s+|(?:is|stays|remains|goes|falls|drops|dips|rises|climbs|gets|going|falling|dropping)\s+)?"
-              rf"{_ACMP}\s*(?P<n>{_NUM})\s*(?P<pct>%)?(?![\w.%])",
+              rf"{_ACMP}\s*(?P<n>{_NUM})\s*(?P<pct>%)?(?![\w%]|\.\d)",
               rf"\b(?P<cmp>min(?:imum)?|max(?:imum)?)\s+{_METRIC}\s*(?:of\s+|:\s*|=\s*)?(?P<n>{_NUM})\s*(?P<pct>%)?"
-              r"(?![\w.%])"), _absolute),
+              r"(?![\w%]|\.\d)"), _absolute),
     (_compile(rf"\b(?:(?P<kind>feature|data|covariate|input|prediction|output|score)\s+)?(?<!label )(?<!target )"
               r"(?<!concept )drift\b(?:\s+(?:alerts?|alerting|detection|monitoring|checks?))?"
               rf"(?:\s*\(?\s*(?:with\s+)?psi\s*(?:>=?|≥|above|over|of|at)?\s*(?P<n>{_NUM})\s*\)?)?",
