@@ -54,7 +54,8 @@ def test_batch_mission_end_to_end(tool_ctx: ToolContext, demo: DemoInfo) -> None
     reported = run.step("report")
     assert "0 failed" in reported.summary, reported.summary
     report = (tool_ctx.workspace / "reports/mission-report.md").read_text()
-    assert "| Dry run `python -m pipelines.batch_scoring --dry-run` | pass | exit code 0 |" in report
+    # The local CI run at release ran the dry run and the tests: the report reads them from it.
+    assert "Dry run: exit 0" in report and "Tests: exit 0" in report
 
     ws = tool_ctx.workspace
     for rel in ("pipelines/batch_scoring/__main__.py", "tests/test_batch_scoring.py", "reports/evaluation.json",
@@ -76,9 +77,14 @@ def test_online_mission_builds_a_tested_app(tool_ctx: ToolContext, demo: DemoInf
     assert run.mission.serving_mode == "online"
     run.step("align")
     design = run.step("design")
-    assert design.status == "completed", design.summary
-    assert "6 passed, 0 failed, 0 errors" in design.summary
+    assert "7 passed, 0 failed, 0 errors" in design.summary
     assert ("backend-developer", "design", "run_tests") in run.calls
+    # The load test measured p95 against the mission's 50 ms: the step's status follows the measured figure.
+    load = json.loads((tool_ctx.workspace / "reports/load-test.json").read_text())
+    [target] = load["targets"]
+    assert (target["percentile"], target["max_ms"], target["measured_ms"]) == ("p95", 50.0, load["latency_ms"]["p95"])
+    assert f"p95 {load['latency_ms']['p95']} ms" in design.summary
+    assert design.status == ("completed" if target["passed"] and not load["errors"] else "failed"), design.summary
 
 
 def test_unlabelled_batch_evaluates_on_alert_rate(tool_ctx: ToolContext, demo: DemoInfo) -> None:
