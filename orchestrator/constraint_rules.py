@@ -346,6 +346,8 @@ def _timezone(m: re.Match[str]) -> list[Found]:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        if re.match(r"(?:in|at)\s", m.group(0), re.I) and not all(p[:1].isupper() for p in name.split("/")):
+            return []  # "in data/batches": a lower-case path, not a zone someone named (zones are Region/City)
         return [Found("unreadable", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)", m.group(0).strip())]
     return [Found("timezone", "UTC" if name.upper() in ("UTC", "GMT") else name, m.group(0).strip())]
 
