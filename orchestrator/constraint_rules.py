@@ -453,7 +453,7 @@ def extract(text: str) -> tuple[list[Found], str]:
 
 
 _FILLER = set("""
-a an the and or but also then it its this that these those we i our us you your they their is are be been being was
+a an the and or but also then it its this that these those we i me my our us you your they their is are be been being was
 were will would shall should must can could may might has have had having to need needs needed want wants wanted
 like please with on in at of for from as so when whenever if each every all any per than more less no not keep kept
 stay stays remain remains make sure ensure run runs running ran job jobs scoring score scored batch batches pipeline

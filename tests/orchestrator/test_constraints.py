@@ -75,6 +75,7 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ("macro F1 below 0.8", {"alerts": [("f1_macro_below", "below", 0.8, False)]}),
     ("RMSE over 50", {"alerts": [("rmse_above", "above", 50.0, False)]}),
     ("free: Alert when RMSE is over 50.", {"alerts": [("rmse_above", "above", 50.0, False)], "not_understood": []}),
+    ("free: Alert me when MAE rises more than 10%.", {"alerts": [("mae_rise", "above", 0.1, True)], "not_understood": []}),
     ("free: Score the parquet batches in data/batches every 6 hours.",
      {"cron": "0 */6 * * *", "timezone": "UTC", "not_understood": []}),
     ("RMSE under 50", {"alerts": [("rmse_above", "above", 50.0, False)]}),
