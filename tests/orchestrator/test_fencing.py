@@ -82,6 +82,29 @@ def test_a_stale_claims_writes_are_refused_and_write_nothing(db_url: str, worksp
     assert _events(db_url, mission_id) == before + 1
 
 
+def test_a_stale_claims_checkpoint_writes_are_refused_and_write_nothing(db_url: str, workspace: Path) -> None:
+    """LangGraph's checkpoints are writes of the run too: the stale runner's is refused, the live one's is not."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from orchestrator.checkpoint import open_checkpointer
+
+    mission_id = _mission(db_url, workspace)
+    with transaction(db_url) as tx:
+        stale = claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
+    _expire(db_url, mission_id)
+    with transaction(db_url) as tx:
+        live = claim_mission(tx, mission_id=mission_id, worker="w2", lease_s=60)
+    config = {"configurable": {"thread_id": mission_id, "checkpoint_ns": ""}}
+    with open_checkpointer(db_url) as opened:
+        saver = opened.saver
+        with fenced(Fence(mission_id=mission_id, worker="w1", epoch=stale)), pytest.raises(LeaseLost):
+            saver.put(config, empty_checkpoint(), {"step": 1}, {})
+        assert saver.get_tuple(config) is None  # nothing written
+        with fenced(Fence(mission_id=mission_id, worker="w2", epoch=live)):
+            saved = saver.put(config, empty_checkpoint(), {"step": 1}, {})
+        assert saver.get_tuple(saved) is not None
+
+
 def test_the_same_worker_reclaiming_ends_its_older_claim(sqlite_url: str, workspace: Path) -> None:
     mission_id = _mission(sqlite_url, workspace)
     with transaction(sqlite_url) as tx:

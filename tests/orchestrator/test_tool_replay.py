@@ -119,3 +119,30 @@ def test_an_evaluation_retried_after_a_kill_adds_its_history_rows_once(sqlite_ur
         records = session.execute(select(Artifact.path, Artifact.call_id).where(Artifact.mission_id == mission_id)
                                   ).all()
     assert ("reports/evaluation.json", "e-1") in records and ("monitoring/history.jsonl", "e-1") in records
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_builtin_planner_runs_an_interrupted_shell_command_again_as_a_new_call(sqlite_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """The dry run the implement step runs is killed right after it ran: on resume the call is reported as
+    interrupted, and the planner makes the same move again as a new call, on the record, and goes on."""
+    workspace = tmp_path / "ws"
+    build_workspace(workspace, kind="binary", rows=400)
+    with session_scope(sqlite_url) as session:
+        mission_id = create_mission(session, text=MISSION_TEXT, spec=parse_mission(MISSION_TEXT).model_dump(),
+                                    workspace=str(workspace), auto_approve_by="test").id
+    script = [sys.executable, "-m", "tests.support.run_scripted", sqlite_url, mission_id, "builtin"]
+    first = subprocess.run([*script, "after-tool:bash"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == -9, first.stderr[-2000:]
+    second = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.strip() in ("completed", "completed_with_risks")
+    with session_scope(sqlite_url) as session:
+        shell = session.execute(select(ToolCall.call_id, ToolCall.status, ToolCall.attempts).where(
+            ToolCall.mission_id == mission_id, ToolCall.tool == "bash").order_by(ToolCall.id)).all()
+    interrupted, rerun = shell[0], shell[1]
+    assert (interrupted.status, interrupted.attempts) == ("interrupted", 1)
+    assert rerun.status == "ok" and rerun.call_id != interrupted.call_id
+    messages = [e["text"] for e in _events(sqlite_url, mission_id, "message")]
+    assert any("Running again, as a new call, what a worker crash interrupted: bash" in m for m in messages)

@@ -2,6 +2,8 @@
 
     python -m tests.support.run_scripted DB_URL MISSION_ID SCRIPT_NAME [DIE_AT]
 
+``SCRIPT_NAME`` ``builtin`` runs the built-in planner instead of a script.
+
 ``DIE_AT`` ``after-tool:NAME`` kills the process with SIGKILL as soon as the tool NAME returns (its effects
 made, its result not recorded). Otherwise it injects a fault at the checkpointer, LangGraph's boundary with the database: the process dies
 (``os._exit``) once a node's own records are committed but before LangGraph saved the node's outcome.
@@ -63,6 +65,10 @@ def main() -> None:
     url, mission_id, script = sys.argv[1:4]
     if len(sys.argv) > 4:
         _die_at(sys.argv[4])
+    if script == "builtin":  # the built-in planner, as `orchestrator run` has it, sandboxed shell included
+        with Runner(Settings(database_url=url, _env_file=None)) as runner:
+            print(runner.run(mission_id), flush=True)
+        return
     settings = Settings(database_url=url, allow_unsandboxed_shell=True, _env_file=None)
     # Answers already journaled are replayed from the database, not asked again: the factory skips them.
     scripts = PerMissionScripts(SCRIPTS[script])
