@@ -15,6 +15,8 @@ import hmac
 import json
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,24 +205,129 @@ def _event_entry(seq: int, row_id: int | None) -> str:
     return f"event seq {seq}" + (f" (row id {row_id})" if row_id is not None else " (missing)")
 
 
-def verify_chain(session: Session, mission_id: str, *, head: SignedHead | None = None) -> ChainReport:
+class _EventRow(NamedTuple):
+    id: int
+    mission_id: str
+    seq: int
+    ts: datetime
+    kind: str
+    actor: str
+    step: str | None
+    delegation_id: int | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class _MissionRow(NamedTuple):
+    text: str
+    spec: dict[str, Any]
+    workspace: str
+    model: str | None
+    owner: str
+    status: str
+    error: str | None
+    chain_seq: int
+    chain_head: str
+
+
+class _ApprovalRow(NamedTuple):
+    id: int
+    kind: str
+    step: str | None
+    agent: str | None
+    question: str | None
+    payload: dict[str, Any]
+    payload_sha256: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+
+
+def _select(table: Any, columns: tuple[str, ...], where: str, order: str = "", **params: str) -> Statement:
+    return Statement(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}{order}", table, returns=columns,
+                     params=params)
+
+
+_EVENTS = _select(Event.__table__, _EventRow._fields, "mission_id = :mission_id", " ORDER BY seq, id")
+_MISSION = _select(Mission.__table__, _MissionRow._fields, "id = :mission_id", mission_id="id")
+_APPROVALS = _select(Approval.__table__, _ApprovalRow._fields, "mission_id = :mission_id", " ORDER BY id")
+
+
+class _Verdicts:
+    """Verdicts on chains as they were read, keyed by a SHA-256 of everything the verdict rests on (every event's
+    fields, the mission row's anchored columns and head, its approvals' columns).
+
+    A verdict is a function of those values alone, so a chain read again with the same values has the same
+    verdict, and any edit, deletion or insertion changes the digest and is verified afresh: tamper detection is
+    what a full verification gives, at the cost of reading the rows and hashing them once instead of recomputing
+    every event's hash (what made every read of a long-running mission slow)."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[bytes, ChainReport]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, mission_id: str, digest: bytes) -> ChainReport | None:
+        with self._lock:
+            entry = self._entries.get(mission_id)
+            if entry is None or entry[0] != digest:
+                return None
+            self._entries.move_to_end(mission_id)
+            return entry[1]
+
+    def put(self, mission_id: str, digest: bytes, report: ChainReport) -> None:
+        with self._lock:
+            self._entries[mission_id] = (digest, report)
+            self._entries.move_to_end(mission_id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+_VERDICTS = _Verdicts()
+
+
+def verify_chain(session: Writer, mission_id: str, *, head: SignedHead | None = None,
+                 reuse: bool = False) -> ChainReport:
     """Recompute every hash of the mission's chain, check its count and head against the mission row (and
-    ``head``, an exported one), then the mission's and its approvals' columns against their events."""
-    rows = session.scalars(select(Event).where(Event.mission_id == mission_id).order_by(Event.seq, Event.id)).all()
+    ``head``, an exported one), then the mission's and its approvals' columns against their events.
+
+    ``reuse``: when every value the verdict rests on is what an earlier verification in this process read (same
+    SHA-256 over all of them), its verdict is returned without recomputing the hashes (views of a mission).
+    """
+    params = {"mission_id": mission_id}
+    rows = [_EventRow(*row) for row in _EVENTS.run(session, params)]
+    found = _MISSION.run(session, params)
+    mission = _MissionRow(*found[0]) if found else None
+    approvals = [_ApprovalRow(*row) for row in _APPROVALS.run(session, params)]
+    digest = b""
+    if reuse and head is None:
+        digest = hashlib.sha256(repr((rows, mission, approvals)).encode("utf-8")).digest()
+        if (known := _VERDICTS.get(mission_id, digest)) is not None:
+            return known
+    report = _verdict(mission_id, rows, mission, approvals, head)
+    if digest:
+        _VERDICTS.put(mission_id, digest, report)
+    return report
+
+
+def _verdict(mission_id: str, rows: list[_EventRow], mission: _MissionRow | None, approvals: list[_ApprovalRow],
+             head: SignedHead | None) -> ChainReport:
     prev = GENESIS
     try:
         for expected_seq, row in enumerate(rows, start=1):
             _check_link(row, expected_seq, prev)
             prev = row.hash
-        _check_anchor(session, mission_id, rows, head)
-        _check_mission_row(session, mission_id, rows)
-        _check_approvals(session, mission_id, rows)
+        _check_anchor(mission_id, mission, rows, head)
+        _check_mission_row(mission, rows)  # type: ignore[arg-type]  # _check_anchor raised when it is None
+        _check_approvals(approvals, rows)
     except _Bad as bad:
         return ChainReport(mission_id, False, len(rows), bad.seq, bad.row_id, bad.reason, prev, bad.entry)
     return ChainReport(mission_id, True, len(rows), head=prev)
 
 
-def _check_link(row: Event, expected_seq: int, prev: str) -> None:
+def _check_link(row: _EventRow, expected_seq: int, prev: str) -> None:
     if row.seq != expected_seq:
         if row.seq > expected_seq:  # name the first one that is gone
             raise _Bad(_event_entry(expected_seq, None), f"event seq {expected_seq} is missing (the next one "
@@ -238,10 +345,11 @@ def _check_link(row: Event, expected_seq: int, prev: str) -> None:
                    row.seq, row.id)
 
 
-def _check_anchor(session: Session, mission_id: str, rows: list[Event], head: SignedHead | None) -> None:
-    anchor = session.execute(select(Mission.chain_seq, Mission.chain_head).where(Mission.id == mission_id)).first()
-    if anchor is None:
+def _check_anchor(mission_id: str, mission: _MissionRow | None, rows: list[_EventRow],
+                  head: SignedHead | None) -> None:
+    if mission is None:
         raise _Bad("mission row", f"the mission row of {mission_id} is missing (its chain head was on it)", None)
+    anchor = (mission.chain_seq, mission.chain_head)
     heads = [(anchor[0], anchor[1], "the head on the mission row")]
     if head is not None:  # checked first: it was kept outside the database
         if head.mission_id != mission_id:
@@ -266,9 +374,7 @@ def _payload_error(payload: dict[str, Any]) -> str | None:
     return payload.get("error") or None
 
 
-def _check_mission_row(session: Session, mission_id: str, rows: list[Event]) -> None:
-    mission = session.execute(select(Mission.text, Mission.spec, Mission.workspace, Mission.model, Mission.owner,
-                                     Mission.status, Mission.error).where(Mission.id == mission_id)).one()
+def _check_mission_row(mission: _MissionRow, rows: list[_EventRow]) -> None:
     queued = next((r for r in rows if r.kind == "mission.queued"), None)
     if queued is not None:
         recorded = {"text": queued.payload.get("text"), "spec": queued.payload.get("spec"),
@@ -291,15 +397,13 @@ def _check_mission_row(session: Session, mission_id: str, rows: list[Event]) -> 
                    anchor.seq, anchor.id)
 
 
-def _check_approvals(session: Session, mission_id: str, rows: list[Event]) -> None:
-    requested: dict[int, Event] = {}
-    decided: dict[int, Event] = {}
+def _check_approvals(approvals: list[_ApprovalRow], rows: list[_EventRow]) -> None:
+    requested: dict[int, _EventRow] = {}
+    decided: dict[int, _EventRow] = {}
     for row in rows:
         if row.kind in ("approval.requested", "approval.decided"):
             target = requested if row.kind == "approval.requested" else decided
             target.setdefault(row.payload.get("approval_id"), row)
-    approvals = session.scalars(select(Approval).where(Approval.mission_id == mission_id)
-                                .order_by(Approval.id)).all()
     for approval in approvals:
         entry = f"approval {approval.id}"
         asked = requested.pop(approval.id, None)

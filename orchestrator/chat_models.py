@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -28,13 +28,22 @@ def resolve_chat_model(name: str, run: RunContext) -> BaseChatModel:
     if ":" not in name:
         raise ConfigError(f"model {name!r} is not 'builtin' or 'provider:model' (e.g. 'openai:gpt-4o-mini', "
                           "'anthropic:claude-sonnet-4-5', 'ollama:llama3.1')")
+    api_key = run.settings.model_api_key.get_secret_value() if run.settings.model_api_key is not None else None
+    return _provider_model(name, base_url=run.settings.model_base_url or None, api_key=api_key)
+
+
+@lru_cache(maxsize=32)
+def _provider_model(name: str, *, base_url: str | None, api_key: str | None) -> BaseChatModel:
+    """One client per model and endpoint for the process: every agent turn of every mission asked for a new one,
+    and building it (validating its settings, making its SDK client) cost more CPU than the turn's request.
+    The chat models and their SDK clients hold no per-request state, so the turns of concurrent missions share one."""
     from langchain.chat_models import init_chat_model
 
     kwargs: dict[str, object] = {}
-    if run.settings.model_base_url:
-        kwargs["base_url"] = run.settings.model_base_url
-    if run.settings.model_api_key is not None:
-        kwargs["api_key"] = run.settings.model_api_key.get_secret_value()
+    if base_url:
+        kwargs["base_url"] = base_url
+    if api_key is not None:
+        kwargs["api_key"] = api_key
     try:
         if name.startswith("openai:"):
             return _openai_chat_model()(model=name.split(":", 1)[1], **kwargs)
@@ -65,6 +74,11 @@ def _openai_chat_model() -> type[BaseChatModel]:
     from langchain_openai import ChatOpenAI
 
     class _ChatOpenAI(ChatOpenAI):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            if kwargs.get("strict") is None and not kwargs.get("response_format"):
+                tools = [_openai_tool(tool) for tool in tools]
+            return super().bind_tools(tools, **kwargs)
+
         def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict:
             payload = super()._get_request_payload(input_, stop=stop, **kwargs)
             if "messages" in payload and "response_format" not in payload and not self._use_responses_api(payload):
@@ -76,3 +90,23 @@ def _openai_chat_model() -> type[BaseChatModel]:
             return payload
 
     return _ChatOpenAI
+
+
+_TOOL_SCHEMAS: dict[tuple[object, ...], dict[str, Any]] = {}
+
+
+def _openai_tool(tool: Any) -> Any:
+    """A tool as OpenAI's schema, converted once per tool (name, description, arguments' model) per process:
+    every step binds its agent's tools again, and converting them cost more CPU than the step's answer."""
+    from langchain_core.tools import BaseTool
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    if not isinstance(tool, BaseTool) or getattr(tool, "extras", None) or not isinstance(tool.args_schema, type):
+        return tool
+    key = (type(tool), tool.name, tool.description, tool.args_schema)
+    schema = _TOOL_SCHEMAS.get(key)
+    if schema is None:
+        if len(_TOOL_SCHEMAS) > 4096:  # tools made anew for each call would grow it without end
+            _TOOL_SCHEMAS.clear()
+        schema = _TOOL_SCHEMAS[key] = convert_to_openai_tool(tool)
+    return schema

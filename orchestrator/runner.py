@@ -10,7 +10,6 @@ import gc
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from functools import cache
@@ -113,7 +112,6 @@ class Runner:
         self.agents = load_agents(settings.agents_dirs)
         self.model_factory = model_factory
         self.worker_id = worker_id or _worker_id()
-        self._last_cancel_check: dict[str, float] = {}
         self._saver = open_checkpointer(self.url)
         self._leases = LeaseKeeper(self.url, worker=self.worker_id, lease_s=settings.lease_seconds)
         configure_tracing(settings)  # spans over OTLP when ORCH_OTEL_ENDPOINT is set; nothing otherwise
@@ -227,7 +225,6 @@ class Runner:
                 status = span.outcome(self._drive(context, graph_input, should_stop=should_stop))
             return status
         finally:
-            self._last_cancel_check.pop(mission_id, None)
             if status not in TERMINAL:  # a terminal status change already cleared the lease
                 with session_scope(self.url) as session:
                     release_lease(session, mission_id=mission_id, worker=worker)
@@ -316,13 +313,9 @@ class Runner:
         raise exc
 
     def _cancelled(self, mission_id: str) -> bool:
-        """Checked between graph steps, at most every half second (cancel is rare; steps are many)."""
-        now = time.monotonic()
-        if now - self._last_cancel_check.get(mission_id, 0.0) < 0.5:
-            return False
-        self._last_cancel_check[mission_id] = now
-        with session_scope(self.url, readonly=True) as session:
-            return session.scalar(select(Mission.status).where(Mission.id == mission_id)) == "cancelled"
+        """Checked between graph steps; the answer is at most half a second old (cancel is rare; steps are many),
+        and one query answers for every mission this runner drives (:meth:`LeaseKeeper.cancelled`)."""
+        return self._leases.cancelled(mission_id)
 
     # -- human actions ----------------------------------------------------------------------------
     def decide(self, mission_id: str, *, decision: Decision, actor: str, comment: str | None = None,

@@ -14,7 +14,7 @@ from orchestrator.context import RunContext
 from orchestrator.db.artifacts import list_tasks, task_dict
 from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.missions import get_mission
-from orchestrator.db.models import Approval, Artifact, Delegation, Step, ToolCall
+from orchestrator.db.models import Approval, Artifact, Delegation, Mission, Step, ToolCall
 from orchestrator.procedure import PROCEDURE
 
 __all__ = ["mission_view", "report_checks", "step_view", "delegation_view", "approval_view", "artifact_view", "release_payload",
@@ -57,9 +57,13 @@ def artifact_view(row: Artifact) -> dict[str, Any]:
             "step": row.step, "created_at": iso(row.created_at)}
 
 
-def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) -> dict[str, Any]:
-    """The stable JSON of a mission: ``id, status, steps, delegations, approvals, artifacts`` and more."""
-    mission = get_mission(session, mission_id)
+def mission_view(session: Session, mission_id: str, *, with_audit: bool = True,
+                 mission: Mission | None = None) -> dict[str, Any]:
+    """The stable JSON of a mission: ``id, status, steps, delegations, approvals, artifacts`` and more.
+
+    ``mission``: its row when the caller read it already in this session. The audit verdict is reused while
+    nothing it rests on changed (:func:`~orchestrator.audit.verify_chain` with ``reuse``)."""
+    mission = mission if mission is not None else get_mission(session, mission_id)
     steps = session.scalars(select(Step).where(Step.mission_id == mission_id).order_by(Step.position)).all()
     delegations = session.scalars(select(Delegation).where(Delegation.mission_id == mission_id)
                                   .order_by(Delegation.id)).all()
@@ -80,7 +84,7 @@ def mission_view(session: Session, mission_id: str, *, with_audit: bool = True) 
     }
     view["checks"] = report_checks(session, mission_id)
     if with_audit:
-        report = verify_chain(session, mission_id)
+        report = verify_chain(session, mission_id, reuse=True)
         view["audit"] = {"intact": report.intact, "events": report.events, "head": report.head,
                          "first_bad_seq": report.first_bad_seq, "reason": report.reason}
     return view

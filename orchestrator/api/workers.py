@@ -76,6 +76,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._last_reap = 0.0
         self._lock = threading.Lock()
+        self._claiming = threading.Lock()
+        """Held by the one idle thread that asks the database for work; the other idle threads wait on it."""
         self._alive = 0
         self.busy = 0
 
@@ -112,15 +114,7 @@ class WorkerPool:
     def _loop(self, index: int) -> None:
         runner, worker = self._shared, process_worker_id(index)
         try:
-            while not self._stop.is_set():
-                if time.monotonic() - self._last_reap > self.reap_every_s:
-                    self._last_reap = time.monotonic()
-                    self._safely(reap_dead_leases, self.url)
-                mission_id = self._safely(claim_one, self.url, worker=worker, lease_s=self.settings.lease_seconds)
-                if mission_id is None:
-                    self._wake.wait(self.poll_s)
-                    self._wake.clear()
-                    continue
+            while (mission_id := self._next(worker)) is not None:
                 self.busy += 1
                 try:
                     with mission_context(mission_id):
@@ -135,6 +129,26 @@ class WorkerPool:
                 last = self._alive == 0
             if last:  # the last thread out closes the shared runner
                 runner.close()
+
+    def _next(self, worker: str) -> str | None:
+        """The next mission for ``worker`` to run, None once the pool stops.
+
+        One idle thread at a time polls the database (a write transaction each time); the others wait on
+        ``_claiming`` without touching it. A thread that claims a mission hands the turn to the next idle one at
+        once, so a burst of queued missions is claimed back to back, while thirty idle threads polling four
+        times a second each cost a worker most of a core and kept its write lock busy.
+        """
+        with self._claiming:
+            while not self._stop.is_set():
+                if time.monotonic() - self._last_reap > self.reap_every_s:
+                    self._last_reap = time.monotonic()
+                    self._safely(reap_dead_leases, self.url)
+                mission_id = self._safely(claim_one, self.url, worker=worker, lease_s=self.settings.lease_seconds)
+                if mission_id is not None:
+                    return mission_id
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+        return None
 
     @staticmethod
     def _safely(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN205

@@ -60,9 +60,8 @@ def transaction(url: str) -> Iterator[Transaction]:
     pooled = engine.raw_connection()
     try:
         dbapi = pooled.driver_connection
-        sqlite = engine.dialect.name == "sqlite"
-        if sqlite:
-            dbapi.execute("BEGIN IMMEDIATE")
+        if engine.dialect.name == "sqlite":
+            dbapi.begin_write()  # the process's turn to write first (orchestrator.db.engine.WriterLock)
         cursor = dbapi.cursor()
         try:
             tx = Transaction(engine.dialect, cursor)
@@ -74,14 +73,9 @@ def transaction(url: str) -> Iterator[Transaction]:
             dbapi.rollback()
             raise
         cursor.close()
-        if sqlite:
-            dbapi.execute("COMMIT")
-        else:
-            dbapi.commit()
+        dbapi.commit()
     finally:
         pooled.close()
-
-
 
 
 def dialect_name(writer: Writer) -> str:

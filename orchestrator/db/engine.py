@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -14,11 +16,91 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["make_engine", "engine_for", "session_scope", "is_sqlite"]
+__all__ = ["make_engine", "engine_for", "session_scope", "is_sqlite", "sqlite_writer_lock", "WriterLock", "WritingConnection"]
 
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+class WriterLock:
+    """The turn to write a SQLite file, among the threads of this process.
+
+    SQLite lets one connection write at a time; a connection that finds the file locked sleeps in steps of up
+    to 100 ms before trying again (its busy handler), so with dozens of missions writing from one process most
+    of a write's latency was sleeping while the lock was already free. Writers of this process queue here
+    instead and are woken the moment the previous one commits; the busy handler still arbitrates between
+    processes. The lock is taken before ``BEGIN IMMEDIATE`` and given back after ``COMMIT`` or ``ROLLBACK``;
+    a thread that waits longer than SQLite's own busy timeout gets the error SQLite would have given.
+    """
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self._lock = threading.Lock()
+        self.timeout_s = timeout_s
+
+    def acquire(self) -> None:
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise sqlite3.OperationalError(f"database is locked (no write turn in {self.timeout_s:.0f} s)")
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_WRITER_LOCKS: dict[str, WriterLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def sqlite_writer_lock(path: str) -> WriterLock:
+    """The process's writer lock for the SQLite file at ``path`` (shared by its engine and its checkpointer)."""
+    key = str(Path(path).resolve()) if path and path != ":memory:" else path
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, WriterLock())
+
+
+class WritingConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions take the process's :class:`WriterLock` for its file first
+    (:meth:`begin_write`) and give it back when they end, however they end."""
+
+    writer_lock: WriterLock
+    holds_write_lock = False
+
+    def begin_write(self, begin: Callable[[], object] | None = None) -> None:
+        """``BEGIN IMMEDIATE`` (run by ``begin`` when given) once this thread has the process's turn to write."""
+        self.writer_lock.acquire()
+        try:
+            begin() if begin is not None else self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.writer_lock.release()
+            raise
+        self.holds_write_lock = True
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.holds_write_lock:
+            self.holds_write_lock = False
+            self.writer_lock.release()
+
+
+def _connection_class(lock: WriterLock) -> type[WritingConnection]:
+    return type("WritingConnection", (WritingConnection,), {"writer_lock": lock})
 
 
 def make_engine(url: str) -> Engine:
@@ -30,7 +112,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        lock = sqlite_writer_lock(parsed.database or ":memory:")
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                  "factory": _connection_class(lock)})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +133,10 @@ def make_engine(url: str) -> Engine:
             # transaction, and a deferred transaction would fail instead of waiting when two processes race.
             # Read-only scopes begin deferred and never block a writer (WAL).
             readonly = conn.get_execution_options().get("orch_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            if readonly:
+                conn.exec_driver_sql("BEGIN")
+                return
+            conn.connection.driver_connection.begin_write(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"))
 
         return engine
     if parsed.get_backend_name() == "postgresql":

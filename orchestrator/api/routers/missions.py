@@ -23,10 +23,9 @@ from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
 from orchestrator.api.schemas import MissionCreate, MissionPage, MissionPublic, MissionSummary
 from orchestrator.db import engine_for, session_scope
-from orchestrator.db.approvals import pending_approvals
 from orchestrator.db.models import Delegation, Mission
 from orchestrator.errors import InputError, InvalidTransition
-from orchestrator.views import approval_view, iso, mission_view
+from orchestrator.views import iso, mission_view
 
 __all__ = ["router", "mission_summary", "page_query"]
 
@@ -221,7 +220,7 @@ async def list_missions(service: ServiceDep, caller: Reader,
 @router.get("/{mission_id}", response_model=MissionPublic)
 def read_mission(mission_id: str, session: SessionDep, caller: Reader) -> dict:
     """Read a mission: status, steps, delegations, approvals (pending ones too), artifacts, tasks, audit."""
-    visible_mission(session, caller, mission_id)
-    view = mission_view(session, mission_id)
-    view["pending_approvals"] = [approval_view(a) for a in pending_approvals(session, mission_id=mission_id)]
+    mission = visible_mission(session, caller, mission_id)
+    view = mission_view(session, mission_id, mission=mission)
+    view["pending_approvals"] = [a for a in view["approvals"] if a["status"] == "pending"]  # in id order, as listed
     return view
