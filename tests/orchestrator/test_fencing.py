@@ -39,6 +39,16 @@ def _expire(url: str, mission_id: str) -> None:
                         .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
 
 
+def _stale_and_live(url: str, mission_id: str) -> tuple[int, int]:
+    """w1 claims the mission, its lease runs out, w2 claims it: (w1's stale epoch, w2's live one)."""
+    with transaction(url) as tx:
+        stale = claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
+    _expire(url, mission_id)
+    with transaction(url) as tx:
+        live = claim_mission(tx, mission_id=mission_id, worker="w2", lease_s=60)
+    return stale, live
+
+
 def _events(url: str, mission_id: str) -> int:
     with session_scope(url, readonly=True) as session:
         return session.scalar(select(func.count(Event.id)).where(Event.mission_id == mission_id))
@@ -59,11 +69,7 @@ def test_each_claim_makes_a_new_epoch(db_url: str, workspace: Path) -> None:
 @pytest.mark.parametrize("writer", ["direct", "session"])
 def test_a_stale_claims_writes_are_refused_and_write_nothing(db_url: str, workspace: Path, writer: str) -> None:
     mission_id = _mission(db_url, workspace)
-    with transaction(db_url) as tx:
-        stale = claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
-    _expire(db_url, mission_id)
-    with transaction(db_url) as tx:
-        live = claim_mission(tx, mission_id=mission_id, worker="w2", lease_s=60)
+    stale, live = _stale_and_live(db_url, mission_id)
     before = _events(db_url, mission_id)
 
     fence = Fence(mission_id=mission_id, worker="w1", epoch=stale)
@@ -89,11 +95,7 @@ def test_a_stale_claims_checkpoint_writes_are_refused_and_write_nothing(db_url: 
     from orchestrator.checkpoint import open_checkpointer
 
     mission_id = _mission(db_url, workspace)
-    with transaction(db_url) as tx:
-        stale = claim_mission(tx, mission_id=mission_id, worker="w1", lease_s=60)
-    _expire(db_url, mission_id)
-    with transaction(db_url) as tx:
-        live = claim_mission(tx, mission_id=mission_id, worker="w2", lease_s=60)
+    stale, live = _stale_and_live(db_url, mission_id)
     config = {"configurable": {"thread_id": mission_id, "checkpoint_ns": ""}}
     with open_checkpointer(db_url) as opened:
         saver = opened.saver
