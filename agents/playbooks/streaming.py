@@ -3,8 +3,8 @@
 
 Design names the source, the micro-batch size and interval, the delivery semantics and the state; implement
 generates the consumer beside the batch package and runs its dry run, its tests and the Redis kill/restart
-test in the sandbox; release sizes the replicas and writes the Deployments and the rollout; the report runs
-the checks again and lists each.
+test in the sandbox; release sizes the replicas and writes the Deployments and the rollout; the report lists
+each check, running them again unless what they ran on is unchanged since implement (same fingerprint).
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ STREAMING = "streaming"
 CONSUMER_TESTS = "tests/test_streaming_scoring.py"
 REDIS_TEST = "tests/test_streaming_redis.py"
 DRY_RUN = "python -m pipelines.streaming_scoring --dry-run"
+VALIDATION_PATH = "reports/stream-validation.json"
+"""Implement's passed consumer checks with the fingerprint of what they ran on; the report reuses them while the
+fingerprint holds."""
+
+
+def _fingerprint(view: View) -> str:
+    from tools.ml.streaming import consumer_fingerprint  # the toolkit, imported when a streaming mission needs it
+
+    return consumer_fingerprint(view.workspace)
 
 
 def _ml() -> Any:
@@ -119,6 +128,12 @@ def implement(view: View) -> Playbook:
               "consumer dry run": dry.get("exit_code") == 0 and dry.get("lost") == 0 and dry.get("duplicates") == 0,
               "consumer tests": _passed(tests), "Redis kill/restart test": _passed(redis)}
     failing = [name for name, ok in checks.items() if not ok]
+    recorded: list[str] = []
+    if not failing:  # what passed here is not run again by the report while its inputs stay the same
+        record = {"fingerprint": _fingerprint(view), **_figures(dry, tests, redis)}
+        written = ml.as_dict((yield Call("write_file", {"path": VALIDATION_PATH,
+                                                        "content": json.dumps(record, indent=2)})))
+        recorded = [] if ml.failed(written) else [VALIDATION_PATH]
     rules = ", ".join(f"{r['name']} {r['threshold']:g} ({r['source']})" for r in consumer.get("alert_rules") or [])
     summary = (f"Generated {gen.get('package')} and, beside it sharing its code, {consumer.get('package')} "
                f"({len(consumer.get('files', []))} files; stream alert rules: {rules}). Batch dry run exit code "
@@ -134,7 +149,8 @@ def implement(view: View) -> Playbook:
                                     detail=str(result.get("failures") or result.get("error") or _counts(result))))
     if not checks["consumer dry run"]:
         findings.append(Finding(title="consumer dry run failed", severity="high", detail=str(dry)))
-    return Finish(summary=summary, findings=findings, artifacts=[*gen.get("files", []), *consumer.get("files", [])],
+    return Finish(summary=summary, findings=findings,
+                  artifacts=[*gen.get("files", []), *consumer.get("files", []), *recorded],
                   status="failed" if failing else "completed",
                   reason=f"the streaming deliverables do not pass their checks: {', '.join(failing)}" if failing else "")
 
@@ -173,12 +189,34 @@ def prepare_release(view: View) -> Playbook:
                                        f"{deployment.get('status') or deployment.get('error')}")
 
 
-def report_checks(view: View) -> Playbook:
-    """Run the consumer's checks again for the report; returns the ``checks`` entries they fill."""
-    ml = _ml()
-    dry = _dry(ml.as_dict((yield Call("bash", {"command": DRY_RUN}))))
-    tests = ml.as_dict((yield Call("run_tests", {"path": CONSUMER_TESTS})))
-    redis = ml.as_dict((yield Call("run_tests", {"path": REDIS_TEST})))
+def _figures(dry: dict[str, Any], tests: dict[str, Any], redis: dict[str, Any]) -> dict[str, Any]:
     return {"consumer_dry_run": {k: dry.get(k) for k in ("exit_code", "messages", "lost", "duplicates")},
-            "consumer_tests": _counts(tests), "consumer_redis_test": _counts(redis),
-            "stream_alerts_expected": _expected_alerts(view)}
+            "consumer_tests": _counts(tests), "consumer_redis_test": _counts(redis)}
+
+
+def _recorded(view: View) -> dict[str, Any] | None:
+    """Implement's passed checks, when everything they ran on is unchanged (the same fingerprint)."""
+    try:
+        record = json.loads((view.workspace / VALIDATION_PATH).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != _fingerprint(view):
+        return None
+    return record
+
+
+def report_checks(view: View) -> Playbook:
+    """The consumer's checks for the report: implement's figures when nothing they ran on changed since, else run
+    again; returns the ``checks`` entries they fill."""
+    ml = _ml()
+    record = _recorded(view)
+    if record is not None:
+        figures = {**_figures(record.get("consumer_dry_run") or {}, record.get("consumer_tests") or {},
+                              record.get("consumer_redis_test") or {}),
+                   "consumer_checks_ran": {"step": "implement", "fingerprint": record["fingerprint"]}}
+    else:
+        dry = _dry(ml.as_dict((yield Call("bash", {"command": DRY_RUN}))))
+        tests = ml.as_dict((yield Call("run_tests", {"path": CONSUMER_TESTS})))
+        redis = ml.as_dict((yield Call("run_tests", {"path": REDIS_TEST})))
+        figures = _figures(dry, tests, redis)
+    return {**figures, "stream_alerts_expected": _expected_alerts(view)}

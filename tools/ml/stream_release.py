@@ -18,7 +18,7 @@ from tools.context import Ctx, ToolContext
 from tools.ml.data import DataError, load_config, read_json
 from tools.ml.monitoring import ALERTS_PATH
 from tools.ml.schedule import get_path, release_constraints
-from tools.ml.streaming import CONFIG_PATH, PACKAGE_DIR, RULES_PATH, _rate, stream_rules
+from tools.ml.streaming import CONFIG_PATH, PACKAGE_DIR, RULES_PATH, _rate, consumer_fingerprint, stream_rules
 from tools.sandbox import run_sandboxed
 
 __all__ = [
@@ -429,20 +429,26 @@ def stream_check_rows(workspace: Path, checks: dict[str, Any]) -> list[tuple[str
     """The streaming checks of the mission report: (name, detail, passed), from the validation results passed
     in (``consumer_*``) and the files the streaming tools wrote."""
     rows: list[tuple[str, str, bool]] = []
+    # Figures from an earlier step hold only while what they ran on is unchanged: the fingerprint is checked here.
+    ran = checks.get("consumer_checks_ran") or {}
+    fresh = not ran or ran.get("fingerprint") == consumer_fingerprint(workspace)
+    when = "" if not ran else (f" (run at {ran.get('step')}; code, tests, configs and model unchanged since: "
+                               f"fingerprint {str(ran.get('fingerprint'))[:12]})" if fresh else
+                               f" (run at {ran.get('step')}, but what they ran on changed since: stale)")
     if "consumer_dry_run" in checks:
         dry = checks["consumer_dry_run"] or {}
         rows.append(("Consumer dry run `python -m pipelines.streaming_scoring --dry-run`",
                      (f"exit code {dry.get('exit_code')}; {dry.get('messages')} messages replayed twice, "
-                     f"{dry.get('lost')} lost, {dry.get('duplicates')} duplicated"),
-                     dry.get("exit_code") == 0 and dry.get("lost") == 0 and dry.get("duplicates") == 0))
+                     f"{dry.get('lost')} lost, {dry.get('duplicates')} duplicated{when}"),
+                     fresh and dry.get("exit_code") == 0 and dry.get("lost") == 0 and dry.get("duplicates") == 0))
     for key, label in (("consumer_tests", "Generated consumer tests (replay source, sandbox)"),
                        ("consumer_redis_test", ("Redis kill/restart test (SIGKILL mid-stream: zero lost, zero "
                                                "duplicated)"))):
         if key in checks:
             t = checks[key] or {}
             rows.append((label, (f"{t.get('passed')} passed, {t.get('failed')} failed, {t.get('errors')} errors, "
-                                f"{t.get('skipped')} skipped"),
-                         t.get("failed") == 0 and t.get("errors") == 0 and not t.get("skipped")
+                                f"{t.get('skipped')} skipped{when}"),
+                         fresh and t.get("failed") == 0 and t.get("errors") == 0 and not t.get("skipped")
                          and (t.get("passed") or 0) > 0))
     if "stream_alerts_expected" in checks:
         rules_file = workspace / RULES_PATH

@@ -9,9 +9,11 @@ sandbox, kills the consumer mid-stream with SIGKILL and checks that no message w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -38,6 +40,7 @@ __all__ = [
     "SAMPLE_PATH",
     "TEST_PATH",
     "StreamDesign",
+    "consumer_fingerprint",
     "generate_consumer",
     "generate_streaming_consumer",
     "stream_design",
@@ -292,6 +295,34 @@ def generate_consumer(ctx: ToolContext, *, config_path: str = CONFIG_PATH,
             "commands": {"dry_run": "python -m pipelines.streaming_scoring --dry-run",
                          "tests": TEST_PATH, "redis_restart_test": REDIS_TEST_PATH},
             "findings": findings}
+
+
+def consumer_fingerprint(workspace: Path, config_path: str = CONFIG_PATH) -> str:
+    """SHA-256 over everything the consumer's checks depend on: both generated packages' code, the consumer's
+    tests, configs, alert rules and replay sample, and the model file the batch config names. Equal fingerprints
+    mean a check run earlier would run on the same inputs."""
+    paths = {config_path, TEST_PATH, REDIS_TEST_PATH, RULES_PATH, SAMPLE_PATH, "monitoring/alerts.yaml"}
+    for package in (PACKAGE_DIR, BATCH_PACKAGE):
+        root = workspace / package
+        paths |= {str(p.relative_to(workspace)) for p in root.rglob("*.py")} if root.is_dir() else set()
+    try:
+        stream = yaml.safe_load((workspace / config_path).read_text()) or {}
+        batch_config = str(stream.get("batch_config") or "pipelines/batch-scoring.yaml")
+        model = (yaml.safe_load((workspace / batch_config).read_text()) or {}).get("model") or {}
+        paths |= {batch_config, *(str(model[k]) for k in ("path", "metadata") if model.get(k))}
+        paths |= {str(stream.get("sample") or SAMPLE_PATH)}
+    except (OSError, yaml.YAMLError, AttributeError):
+        pass  # a missing or broken config: what is there is hashed, and the checks will say what is wrong
+    digest = hashlib.sha256()
+    for rel in sorted(paths):
+        target = workspace / rel
+        digest.update(rel.encode() + b"\0")
+        files = [target] if target.is_file() else sorted(f for f in target.rglob("*") if f.is_file()) \
+            if target.is_dir() else []
+        for file in files:
+            digest.update(str(file.relative_to(workspace)).encode() + hashlib.sha256(file.read_bytes()).digest())
+        digest.update(b"" if files else b"absent")
+    return digest.hexdigest()
 
 
 @tool(parse_docstring=True)

@@ -24,7 +24,8 @@ from orchestrator.runner import Runner
 from tests.tools.ml.support import call, new_run
 from tools.context import ToolContext
 from tools.ml.demo import build_demo_workspace
-from tools.ml.stream_release import check_deployment
+from tools.ml.stream_release import check_deployment, stream_check_rows
+from tools.ml.streaming import consumer_fingerprint
 from tools.registry import tool_by_name
 
 FREE_TEXT = ("score the transactions stream from Redis in near real time with the anomaly detector, alert when "
@@ -213,6 +214,17 @@ def test_stream_release_writes_a_valid_deployment_with_probes_and_the_rollout(co
         assert heading in rollout
     assert check_deployment(yaml.safe_dump({**production, "kind": "CronJob"}))[0].startswith("kind is 'CronJob'")
 
+    # The report takes figures from an earlier step only while their fingerprint holds: a changed consumer is stale.
+    passed = {"passed": 13, "failed": 0, "errors": 0, "skipped": 0}
+    earlier = {"consumer_tests": passed, "consumer_checks_ran": {"step": "implement",
+                                                                 "fingerprint": consumer_fingerprint(ws)}}
+    [(_, detail, ok)] = [r for r in stream_check_rows(ws, earlier) if r[0].startswith("Generated consumer tests")]
+    assert ok and "unchanged since" in detail
+    consumer = ws / "pipelines/streaming_scoring/consumer.py"
+    consumer.write_text(consumer.read_text() + "\n# edited after the checks\n")
+    [(_, detail, ok)] = [r for r in stream_check_rows(ws, earlier) if r[0].startswith("Generated consumer tests")]
+    assert not ok and detail.endswith("changed since: stale)")
+
 
 def test_streaming_playbooks_design_implement_and_release(consumer_ws: ToolContext) -> None:
     run = new_run(consumer_ws, FREE_TEXT)
@@ -244,4 +256,7 @@ def test_a_streaming_mission_completes_with_the_builtin_planner(tmp_path: Path, 
         row = next((line for line in report.splitlines() if line.startswith(f"| {check}")), None)
         assert row is not None and "| pass |" in row, (check, report)
     assert "consumer_lag_seconds_above 30 (mission)" in report
+    # Implement's passed consumer checks stand in the report while what they ran on is unchanged (not run twice).
+    tests_row = next(line for line in report.splitlines() if line.startswith("| Generated consumer tests"))
+    assert "(run at implement; code, tests, configs and model unchanged since" in tests_row, tests_row
     assert (ws / "deploy/stream-deployment.yaml").is_file() and not (ws / "deploy/cronjob.yaml").exists()
