@@ -105,7 +105,9 @@ class ToolCalled(_Payload):
     tool: str
     call_id: str
     status: str
-    """``ok``, ``error`` or ``denied``."""
+    """``ok``, ``error``, ``denied``, or ``interrupted`` (its process died while it ran; not run again)."""
+    attempt: int = 1
+    """2 or more: run again after its process died while it ran (its keyed effects were made once)."""
     decision: str
     duration_ms: float
     args: dict[str, Any] = {}

@@ -31,7 +31,9 @@ def describe_event(kind: str, actor: str, step: str | None, payload: dict[str, A
             summary = (payload.get("result") or {}).get("summary", "")
             return f"{where}{actor} -> {payload.get('to')} ({payload.get('status')}): {summary[:110]}"
         case EventKind.TOOL_CALLED:
-            return f"{where}  {actor} · {payload.get('tool')} {payload.get('status')} ({payload.get('duration_ms')} ms)"
+            again = f", attempt {payload['attempt']} after a crash" if payload.get("attempt") else ""
+            return (f"{where}  {actor} · {payload.get('tool')} {payload.get('status')} "
+                    f"({payload.get('duration_ms')} ms{again})")
         case EventKind.MESSAGE if payload.get("text") and not payload.get("tool_calls"):
             return f"{where}{actor}: {str(payload['text'])[:160]}"
         case EventKind.APPROVAL_REQUESTED:

@@ -150,6 +150,8 @@ export class Conversation {
         h("span.tag", { class: status === "ok" || status === "success" ? "" : "bad" },
           p.decision && !/^allow/.test(p.decision) ? `${status} · ${p.decision}` : status),
         p.duration_ms !== undefined ? h("span.tag", duration(p.duration_ms / 1000)) : null,
+        p.attempt > 1 ? h("span.tag", { title: "run again after its worker died mid-call; its effects were made once" },
+          `attempt ${p.attempt}`) : null,
         this.stamp(event)),
       h("div.sub", "Arguments"), jsonBlock(p.args ?? {}, `Arguments of ${p.tool}`),
       result);
