@@ -119,8 +119,9 @@ def design(view: View) -> Playbook:
                       expected_output="docs/scoring-interface-review.md and the problems found.")
     summary, findings, artifacts, status = _handoff_text((yield Handoff("backend-developer", brief)))
     problems = [f"design document: {doc['error']}"] if failed(doc) else []
-    if status != "completed":
-        problems.append(f"Backend Developer {status}: {summary}")
+    if status != "completed":  # the serious findings say why in a line (a missed latency target); else the summary
+        why = "; ".join(f"{f.title}: {f.detail}" for f in findings if f.severity in ("high", "critical"))
+        problems.append(f"Backend Developer {status}: {why or summary}")
     return Finish(summary=f"Design ({mode}) written to {doc.get('path', 'docs/design.md')}. Backend Developer: {summary}",
                   findings=findings + findings_of(doc), artifacts=[p for p in (doc.get("path"), *artifacts) if p],
                   status="failed" if problems else "completed", reason="; ".join(problems))
