@@ -181,7 +181,9 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
             header = _header(target)
             break
     label = label or next((c for c in header if c.lower() in _LABEL_NAMES), None)
-    segment = segment or next((c for c in header if c.lower() in _SEGMENT_NAMES), None)
+    # A column named like a segment is offered, not used: slicing by it, and a bias alert across it, are for
+    # the columns the config names, the model marks sensitive, or the mission asks about.
+    segment_candidates = [c for c in header if c.lower() in _SEGMENT_NAMES and c != segment]
     candidates = sorted(p for p in (workspace / "models").glob("*-candidate") if (p / "model.yaml").is_file()) \
         if (workspace / "models").is_dir() else []
     evaluation = workspace / "reports/evaluation.json"
@@ -200,6 +202,7 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
         "current_path": current or None,
         "label_column": label,
         "segment_column": segment,
+        "segment_candidates": segment_candidates,
         "labelled": bool(label and label in header),
         "batches_path": BATCHES_DIR if batches else None,
         "batches": batches,
@@ -212,7 +215,8 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
 @tool(parse_docstring=True)
 def locate_inputs(inputs: list[str], *, ctx: Ctx) -> str:
     """Find the mission's pipeline config, model folder, reference and current data (CSV or Parquet; with a
-    data/batches/ folder the current data is its latest batch), label and segment columns, a retrained
+    data/batches/ folder the current data is its latest batch), label and segment columns (the segment is the
+    config's; columns named like one are listed as candidates, not used), a retrained
     candidate model (models/*-candidate) and the model the last evaluation selected.
 
     Args:

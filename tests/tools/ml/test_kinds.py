@@ -14,7 +14,7 @@ from tests.support.workspaces import BROKEN, INJECTION, build_workspace, break_w
 from tests.tools.ml.support import call
 from tools.context import ToolContext
 from tools.ml.alignment import align_data
-from tools.ml.data import inspect_model
+from tools.ml.data import inspect_model, locate_inputs
 from tools.ml.evaluation import evaluate_model
 from tools.ml.metrics import Outcome, metric, supports
 from tools.ml.packaging import export_onnx_model
@@ -100,6 +100,18 @@ def test_bias_across_sex_fires_only_on_a_planted_disparity(tool_ctx: ToolContext
     assert alert["fired"] is disparity and bias["passes"] is not disparity
     html = (tool_ctx.workspace / "reports/evaluation.html").read_text()
     assert "Bias across sex" in html and ("FAILS" in html) is disparity
+
+
+def test_a_column_named_like_a_segment_gets_no_bias_check_nobody_asked_for(tool_ctx: ToolContext) -> None:
+    """The multiclass workspace's ``region`` column is a feature: offered as a segment, not sliced by, no alert."""
+    ws = build_workspace(tool_ctx.workspace, kind="multiclass", metadata=False)
+    found = call(locate_inputs, tool_ctx, inputs=[ws.model_dir, ws.config])
+    assert found["segment_column"] is None and found["segment_candidates"] == ["region"]
+    call(align_data, tool_ctx, **ws.paths(), constraints=["alert when macro F1 below 0.8"],
+         label_column=ws.label_column)
+    result = call(evaluate_model, tool_ctx, **ws.paths(), segment_column=found["segment_column"] or "")
+    assert _doc(tool_ctx)["bias"] is None
+    assert not any(a["name"] == "bias_disparity" for a in result["alerts"])
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression", "anomaly"])
