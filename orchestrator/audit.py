@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -288,19 +289,26 @@ class _Verdicts:
 _VERDICTS = _Verdicts()
 
 
-def verify_chain(session: Writer, mission_id: str, *, head: SignedHead | None = None,
-                 reuse: bool = False) -> ChainReport:
+def verify_chain(session: Writer, mission_id: str, *, head: SignedHead | None = None, reuse: bool = False,
+                 mission: Any = None, approvals: Sequence[Any] | None = None) -> ChainReport:
     """Recompute every hash of the mission's chain, check its count and head against the mission row (and
     ``head``, an exported one), then the mission's and its approvals' columns against their events.
 
     ``reuse``: when every value the verdict rests on is what an earlier verification in this process read (same
     SHA-256 over all of them), its verdict is returned without recomputing the hashes (views of a mission).
+    ``mission`` and ``approvals``: their rows when the caller read them already in this transaction.
     """
     params = {"mission_id": mission_id}
     rows = [_EventRow(*row) for row in _EVENTS.run(session, params)]
-    found = _MISSION.run(session, params)
-    mission = _MissionRow(*found[0]) if found else None
-    approvals = [_ApprovalRow(*row) for row in _APPROVALS.run(session, params)]
+    if mission is None:
+        found = _MISSION.run(session, params)
+        mission = _MissionRow(*found[0]) if found else None
+    else:
+        mission = _MissionRow(*(getattr(mission, name) for name in _MissionRow._fields))
+    if approvals is None:
+        approvals = [_ApprovalRow(*row) for row in _APPROVALS.run(session, params)]
+    else:
+        approvals = [_ApprovalRow(*(getattr(row, name) for name in _ApprovalRow._fields)) for row in approvals]
     digest = b""
     if reuse and head is None:
         digest = hashlib.sha256(repr((rows, mission, approvals)).encode("utf-8")).digest()
@@ -312,7 +320,7 @@ def verify_chain(session: Writer, mission_id: str, *, head: SignedHead | None = 
     return report
 
 
-def _verdict(mission_id: str, rows: list[_EventRow], mission: _MissionRow | None, approvals: list[_ApprovalRow],
+def _verdict(mission_id: str, rows: list[_EventRow], mission: _MissionRow | None, approvals: Sequence[_ApprovalRow],
              head: SignedHead | None) -> ChainReport:
     prev = GENESIS
     try:
@@ -397,7 +405,7 @@ def _check_mission_row(mission: _MissionRow, rows: list[_EventRow]) -> None:
                    anchor.seq, anchor.id)
 
 
-def _check_approvals(approvals: list[_ApprovalRow], rows: list[_EventRow]) -> None:
+def _check_approvals(approvals: Sequence[_ApprovalRow], rows: list[_EventRow]) -> None:
     requested: dict[int, _EventRow] = {}
     decided: dict[int, _EventRow] = {}
     for row in rows:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from orchestrator.api.workers import WorkerPool
     from orchestrator.runner import Runner
 
-__all__ = ["Service", "Permission", "GRANTS", "allow", "visible_mission", "ServiceDep", "SessionDep", "CallerDep",
+__all__ = ["Service", "Permission", "GRANTS", "allow", "visible_mission", "ensure_visible", "ServiceDep", "SessionDep", "CallerDep",
            "Reader", "Actor", "Creator", "Auditor", "ApprovalReader", "Decider", "WorkspaceCreator"]
 
 Permission = Literal["mission.create", "mission.read", "mission.act", "approval.read", "approval.decide",
@@ -153,9 +153,14 @@ def allow(permission: Permission) -> Callable[[Caller], Awaitable[Caller]]:
 def visible_mission(session: Session, caller: Caller, mission_id: str) -> Mission:
     """The mission, if the caller may see it (a submitter sees only its own; others get 404, not 403)."""
     mission = get_mission(session, mission_id)
-    if caller.role in OWN_MISSIONS_ONLY and mission.owner != caller.name:
-        raise MissionNotFound(f"no mission with id {mission_id!r}")
+    ensure_visible(caller, mission_id, owner=mission.owner)
     return mission
+
+
+def ensure_visible(caller: Caller, mission_id: str, *, owner: str) -> None:
+    """:class:`MissionNotFound` unless the caller may see a mission of ``owner``'s (see :func:`visible_mission`)."""
+    if caller.role in OWN_MISSIONS_ONLY and owner != caller.name:
+        raise MissionNotFound(f"no mission with id {mission_id!r}")
 
 
 Reader = Annotated[Caller, Depends(allow("mission.read"))]

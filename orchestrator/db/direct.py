@@ -21,14 +21,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Float, Table, event
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, SessionTransaction
 
 from orchestrator.db.engine import engine_for
 from orchestrator.errors import OrchestratorError
 
-__all__ = ["Statement", "Transaction", "Writer", "transaction", "dialect_name", "Fence", "LeaseLost", "fenced",
+__all__ = ["Statement", "Transaction", "Writer", "transaction", "reading", "dialect_name", "Fence", "LeaseLost", "fenced",
            "current_fence"]
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -74,6 +74,26 @@ def transaction(url: str) -> Iterator[Transaction]:
             raise
         cursor.close()
         dbapi.commit()
+    finally:
+        pooled.close()
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Transaction]:
+    """A read-only transaction for direct statements (one snapshot on SQLite, where it takes no write lock;
+    no Session: a read of a few rows costs less than opening one)."""
+    engine = engine_for(url)
+    pooled = engine.raw_connection()
+    try:
+        dbapi = pooled.driver_connection
+        if engine.dialect.name == "sqlite":
+            dbapi.execute("BEGIN")
+        cursor = dbapi.cursor()
+        try:
+            yield Transaction(engine.dialect, cursor)
+        finally:
+            cursor.close()
+            dbapi.rollback()
     finally:
         pooled.close()
 
@@ -196,7 +216,13 @@ class Statement:
 
         binds = tuple((name, proc) for name, col in self.columns.items()
                       if (proc := types(col).bind_processor(dialect)) is not None)
-        results = tuple(types(col).result_processor(dialect, None) for col in self.returns)
+        def result(column: str) -> Processor:
+            kind = types(column)
+            if isinstance(kind, Float) and not kind.asdecimal:  # both drivers hand back floats already, and
+                return None  # psycopg's processor needs the column's type code, which a cursor does not pass here
+            return kind.result_processor(dialect, None)
+
+        results = tuple(result(col) for col in self.returns)
         return _Compiled(sql, binds, results, any(proc is not None for proc in results))
 
     def run(self, writer: Writer, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:

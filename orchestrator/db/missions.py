@@ -34,11 +34,19 @@ def create_mission(session: Session, *, text: str, spec: dict[str, Any], workspa
                       request_sha256=request_sha256)
     session.add(mission)
     session.flush()
-    for position, name in enumerate(STEPS):
-        session.add(Step(mission_id=mission.id, name=name, position=position, status="pending"))
+    _STEPS.run(session, {f"{field}{position}": value for position, name in enumerate(STEPS)
+                         for field, value in (("name", name), ("position", position))} | {"mission_id": mission.id})
     append_event(session, mission_id=mission.id, kind=EventKind.MISSION_QUEUED, actor=owner,
                  payload={"text": text, "spec": spec, "workspace": workspace, "model": model})
     return mission
+
+
+_STEPS = Statement(
+    "INSERT INTO steps (mission_id, name, position, status, rounds) VALUES "
+    + ", ".join(f"(:mission_id, :name{i}, :position{i}, 'pending', 0)" for i in range(len(STEPS))),
+    Step.__table__, params={**{f"name{i}": "name" for i in range(len(STEPS))},
+                            **{f"position{i}": "position" for i in range(len(STEPS))}})
+"""A new mission's pending steps in one statement (through the ORM, eight objects made half of a create's cost)."""
 
 
 def get_mission(session: Session, mission_id: str, *, lock: bool = False) -> Mission:

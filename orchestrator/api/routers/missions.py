@@ -17,15 +17,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.archive import ArchiveLimits, read_capped, unpacked
-from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, SessionDep, visible_mission
+from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, ensure_visible
 from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
 from orchestrator.api.schemas import MissionCreate, MissionPage, MissionPublic, MissionSummary
 from orchestrator.db import engine_for, session_scope
+from orchestrator.db.direct import reading
 from orchestrator.db.models import Delegation, Mission
 from orchestrator.errors import InputError, InvalidTransition
-from orchestrator.views import iso, mission_view
+from orchestrator.views import iso, mission_row, mission_view
 
 __all__ = ["router", "mission_summary", "page_query"]
 
@@ -217,10 +218,20 @@ async def list_missions(service: ServiceDep, caller: Reader,
     return Response(body, media_type="application/json")
 
 
-@router.get("/{mission_id}", response_model=MissionPublic)
-def read_mission(mission_id: str, session: SessionDep, caller: Reader) -> dict:
-    """Read a mission: status, steps, delegations, approvals (pending ones too), artifacts, tasks, audit."""
-    mission = visible_mission(session, caller, mission_id)
-    view = mission_view(session, mission_id, mission=mission)
+def _mission_json(url: str, caller: Caller, mission_id: str) -> str:
+    """The mission's view as JSON: direct reads in one read-only transaction, checked against the schema and
+    serialized once, here."""
+    with reading(url) as tx:
+        mission = mission_row(tx, mission_id)
+        ensure_visible(caller, mission_id, owner=mission.owner)
+        view = mission_view(tx, mission_id, mission=mission)
     view["pending_approvals"] = [a for a in view["approvals"] if a["status"] == "pending"]  # in id order, as listed
-    return view
+    return MissionPublic.model_validate(view).model_dump_json()
+
+
+@router.get("/{mission_id}", response_model=MissionPublic)
+async def read_mission(mission_id: str, service: ServiceDep, caller: Reader) -> Response:
+    """Read a mission: status, steps, delegations, approvals (pending ones too), artifacts, tasks, audit."""
+    # One hop to a worker thread for the whole read, as for a list page (FastAPI would validate it again).
+    body = await run_in_threadpool(_mission_json, service.url, caller, mission_id)
+    return Response(body, media_type="application/json")
