@@ -13,6 +13,7 @@ from agents.playbooks import PLAYBOOKS, lifecycle, streaming
 from agents.playbooks.base import Brief, Call, Finding, Finish, Handoff, HandoffResult, Playbook, View
 from agents.playbooks.instructions import CLAUSES_MARK, read_instructions
 from orchestrator.constraints import parse_constraints
+from tools.ml.shadow import agreement_text
 
 __all__ = ["align", "design", "implement", "evaluate", "package", "release", "report", "manual_plan", "as_dict",
            "findings_of", "failed", "clauses"]
@@ -221,8 +222,8 @@ def _shadow_text(shadow: dict[str, Any]) -> str:
                        + (f", 95% interval [{m['interval']['low']:+.4f}, {m['interval']['high']:+.4f}]"
                           if m.get("interval") else "") + ")" for name, m in (shadow.get("metrics") or {}).items())
     latency = shadow.get("latency") or {}
-    agreement = (shadow.get("agreement") or {}).get("rate")
-    return (f"Shadow comparison on {shadow.get('which_rows')}: agreement {agreement}; {deltas or 'no metric'}; "
+    return (f"Shadow comparison on {shadow.get('which_rows')}: {agreement_text(shadow.get('agreement'))}; "
+            f"{deltas or 'no metric'}; "
             f"p95 latency per row {(latency.get('production') or {}).get('p95_ms')} ms (production) vs "
             f"{(latency.get('candidate') or {}).get('p95_ms')} ms (candidate); decision: {shadow.get('decision')}.")
 

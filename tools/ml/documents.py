@@ -26,7 +26,7 @@ from tools.ml.release import NOTES_PATH
 from tools.ml.schedule import CI_PATH, SCHEDULE_PATH
 from tools.ml.security import SECURITY_PATH
 from tools.ml.serving import LOAD_TEST_PATH, REVIEW_PATH, SERVICE_APP, load_test_check
-from tools.ml.shadow import SHADOW_PATH
+from tools.ml.shadow import SHADOW_PATH, agreement_text
 from tools.ml.training import TRAINING_CONFIG, TRAINING_METRICS, TRAINING_TEST, training_check
 from tools.ml.stream_release import STREAM_DELIVERABLES, stream_check_rows
 
@@ -164,7 +164,7 @@ def _issue12_rows(workspace: Path, checks: dict[str, Any], *, evaluated: bool) -
         deltas = ", ".join(f"{name} {m.get('delta'):+.4f}" for name, m in (shadow.get("metrics") or {}).items())
         lat = shadow.get("latency") or {}
         rows.append(("Shadow comparison", f"{shadow.get('decision')} on {(shadow.get('data') or {}).get('rows')} rows: "
-                     f"agreement {(shadow.get('agreement') or {}).get('rate')}, {deltas or 'no labels'}; p95 per row "
+                     f"{agreement_text(shadow.get('agreement'))}, {deltas or 'no labels'}; p95 per row "
                      f"{(lat.get('production') or {}).get('p95_ms')} / {(lat.get('candidate') or {}).get('p95_ms')} ms"
                      + (f"; gates not met: {'; '.join(shadow.get('failed_gates') or [])}"
                         if shadow.get("failed_gates") else ""), shadow.get("decision") == "promote"))

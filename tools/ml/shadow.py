@@ -34,7 +34,7 @@ from tools.ml.rules import check_metrics
 from tools.ml.sampling import paired_delta_interval
 from tools.workspace import resolve_in_workspace
 
-__all__ = ["SHADOW_PATH", "compare", "compare_shadow", "shadow_summary", "LOWER_IS_BETTER"]
+__all__ = ["SHADOW_PATH", "compare", "compare_shadow", "shadow_summary", "agreement_text", "LOWER_IS_BETTER"]
 
 SHADOW_PATH = "reports/shadow-comparison.json"
 LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse", "mape", "log_loss", "error_rate", "false_positive_rate",
@@ -81,6 +81,18 @@ def _agreement(kind: str, prod: Any, cand: Any, prod_info: Any, cand_info: Any) 
     return {"rate": None, "mean_abs_difference": round(float(diff.mean()), 6),
             "correlation": round(float(np.corrcoef(prod.pred, cand.pred)[0, 1]), 6) if len(diff) > 1 else None,
             "compared": "values"}
+
+
+def agreement_text(agreement: dict[str, Any] | None) -> str:
+    """How the two models' outputs agree, in words: a rate for classes and flags, the mean absolute difference
+    (and correlation) for a regressor's values."""
+    agreement = agreement or {}
+    if agreement.get("rate") is not None:
+        return f"agreement {agreement['rate']}"
+    if agreement.get("mean_abs_difference") is not None:
+        return (f"mean absolute difference {agreement['mean_abs_difference']} (correlation "
+                f"{agreement.get('correlation')})")
+    return "agreement not computed"
 
 
 def _span(entry: dict[str, Any]) -> str:

@@ -48,3 +48,12 @@ def test_a_better_candidate_is_promoted_and_a_slow_one_held(tool_ctx: ToolContex
                 current_path="data/current.csv", constraints=["alert on precision drop >5%", "p95 latency under 0.001 ms"])
     assert held["decision"] == "hold"
     assert held["failed_gates"] == ["p95 latency under 0.001 ms (p95 latency under 0.001 ms)"]
+
+
+def test_agreement_reads_as_a_rate_or_a_regressors_difference() -> None:
+    from tools.ml.shadow import agreement_text
+
+    assert agreement_text({"rate": 0.97, "rows_differing": 3, "compared": "flags"}) == "agreement 0.97"
+    assert agreement_text({"rate": None, "mean_abs_difference": 1.25, "correlation": 0.99, "compared": "values"}) \
+        == "mean absolute difference 1.25 (correlation 0.99)"
+    assert agreement_text(None) == "agreement not computed"
