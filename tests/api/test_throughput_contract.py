@@ -284,3 +284,23 @@ def test_each_page_is_read_from_an_index_in_order(db_url: str, filters: dict) ->
             conn.execute(text("SET LOCAL enable_seqscan = off"))
             plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
             assert "Index Scan" in plan and "ix_missions_" in plan and "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize("tamper", ["edit an event", "delete the last event", "edit the mission row"])
+def test_a_read_reuses_the_audit_verdict_yet_a_tampered_chain_shows_at_once(
+        idle_client: TestClient, keys: dict[str, str], api_settings: Settings, tamper: str) -> None:
+    headers = auth(keys["admin"])
+    mission_id = idle_client.post("/api/v1/missions", json={"text": "Mission: tamper", "workspace": "ws"},
+                                  headers=headers).json()["id"]
+    for _ in range(2):  # the second read reuses the first one's verdict
+        audit = idle_client.get(f"/api/v1/missions/{mission_id}", headers=headers).json()["audit"]
+        assert audit["intact"] and audit["events"] == 1
+    edits = {"edit an event": "UPDATE events SET actor = 'mallory' WHERE mission_id = :id",
+             "delete the last event": "DELETE FROM events WHERE mission_id = :id",
+             "edit the mission row": "UPDATE missions SET text = 'Mission: other' WHERE id = :id"}
+    with session_scope(api_settings.resolved_database_url) as session:
+        session.execute(text(edits[tamper]), {"id": mission_id})
+    audit = idle_client.get(f"/api/v1/missions/{mission_id}", headers=headers).json()["audit"]
+    verify = idle_client.get(f"/api/v1/missions/{mission_id}/audit/verify", headers=headers).json()
+    assert not audit["intact"] and not verify["intact"]
+    assert audit["reason"] == verify["reason"]
