@@ -306,10 +306,13 @@ class Runner:
         says so; one another runner took over raises, so that the caller does not take its status for this run's."""
         with session_scope(self.url, readonly=True) as session:
             status = session.scalar(select(Mission.status).where(Mission.id == mission_id))
+        worker = getattr(current_fence(), "worker", self.worker_id)
         if status in TERMINAL:
+            if status != "cancelled":  # another runner finished it while this one was paused or cut off
+                log.warning("mission %s: this runner (%s) lost its lease while another ended the mission (%s); "
+                            "it stops before its next write", mission_id, worker, status)
             return str(status)
-        log.warning("mission %s: this runner (%s) stopped: %s", mission_id,
-                    getattr(current_fence(), "worker", self.worker_id), exc)
+        log.warning("mission %s: this runner (%s) stopped: %s", mission_id, worker, exc)
         raise exc
 
     def _cancelled(self, mission_id: str) -> bool:
