@@ -206,18 +206,8 @@ def _event_entry(seq: int, row_id: int | None) -> str:
     return f"event seq {seq}" + (f" (row id {row_id})" if row_id is not None else " (missing)")
 
 
-class _EventRow(NamedTuple):
-    id: int
-    mission_id: str
-    seq: int
-    ts: datetime
-    kind: str
-    actor: str
-    step: str | None
-    delegation_id: int | None
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
+_EventRow = AppendedEvent
+"""An event as verification reads it: the same columns as appended."""
 
 
 class _MissionRow(NamedTuple):
