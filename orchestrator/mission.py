@@ -49,9 +49,9 @@ class MissionSpec(BaseModel):
 
         Computed, not stored: a mission saved before the parser learnt a phrasing reads it when loaded again.
         """
-        return parse_constraints(self.constraints, free=self._free_text())
+        return parse_constraints(self.constraints, free=self.free_text())
 
-    def _free_text(self) -> list[str]:
+    def free_text(self) -> list[str]:
         """The mission's text outside the ``Constraints:`` and ``Inputs:`` fields."""
         _, collected, free = _sections(self.text)
         loose = free if collected.get("objective") else []  # otherwise the loose lines are the objective
@@ -60,7 +60,7 @@ class MissionSpec(BaseModel):
     @property
     def serving_mode(self) -> ServingMode:
         """Batch, online or streaming, as the mission's words say (batch when nothing says otherwise)."""
-        words = " ".join([*self.constraints, *self._free_text()]).lower()
+        words = " ".join([*self.constraints, *self.free_text()]).lower()
         if re.search(r"\b(online|endpoint|rest api|inference api|serving api|http api|web service|api)\b", words):
             return "online"
         if re.search(r"\b(streams?|streaming|kafka|kinesis|pub/?sub|consumer lag|consumer groups?|(?:event|message) topics?|"

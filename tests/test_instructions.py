@@ -43,6 +43,16 @@ def test_instructions_amend_what_the_deliverables_follow(message: str, window: i
     assert ("cannot act on" in reply_to(message)) == (message.startswith("paint"))
 
 
+@pytest.mark.parametrize(("text", "readme", "no_image"), [
+    ("Put the demand model in production with nightly batch scoring. Also, please add a README.", True, False),
+    ("Serve the churn model online; skip the Docker image, we build our own.", False, True),
+    ("Productionize the risk model with drift monitoring.", False, False),
+])
+def test_what_the_mission_itself_asks_for_counts_as_an_instruction(text: str, readme: bool, no_image: bool) -> None:
+    got = read_instructions(parse_mission(text), [])
+    assert (got.add_readme, got.skip_container) == (readme, no_image)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # a whole mission with two release rounds: ~3 min on two busy cores
 def test_messages_sent_while_the_mission_runs_change_the_schedule_deliverables(tmp_path: Path) -> None:

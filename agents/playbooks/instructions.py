@@ -42,7 +42,9 @@ def _understood(text: str) -> tuple[tuple[str, ...], bool, bool]:
 def read_instructions(mission: MissionSpec, messages: Sequence[str]) -> Instructions:
     """Fold the messages, oldest first, into what the deliverables must follow."""
     current = mission.constraint_set
-    clauses, readme, skip = current.clauses, False, False
+    # What the mission itself asks for ("... and add a README") counts as much as a message sent later.
+    asked = " ".join(mission.free_text())
+    clauses, readme, skip = current.clauses, bool(_README.search(asked)), bool(_NO_IMAGE.search(asked))
     for text in messages:
         stated, wants_readme, no_image = _understood(text)
         if stated:
