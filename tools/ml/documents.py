@@ -153,7 +153,8 @@ def _issue12_rows(workspace: Path, checks: dict[str, Any], *, evaluated: bool) -
     if evaluated or (workspace / HISTORY_PATH).is_file():
         board = check_dashboard(workspace)
         rows.append(("Drift dashboard", f"{board['rows']} batches in `{HISTORY_PATH}`, {board['charts']} charts in "
-                     f"`{DASHBOARD_PATH}`, {board['alerts_marked']} fired alerts marked"
+                     f"`{DASHBOARD_PATH}`, {board['alerts_marked']} fired metric alerts marked, "
+                     f"{board['with_alerts']} batch(es) with an alert (drift included)"
                      + (f"; problems: {'; '.join(board['problems'])}" if board["problems"] else ""), board["ok"]))
     for row in (training_check(workspace, checks), feature_store_check(workspace), ci_check(workspace),
                 gpu_check(workspace)):
