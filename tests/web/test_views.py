@@ -293,7 +293,9 @@ def test_the_step_tracker_shows_what_was_recorded(server: LiveServer, waiting: d
         if step["name"] != "manual_plan":
             expect(page.locator(f'#m-steps li[data-step="{step["name"]}"]')).to_have_attribute("data-status",
                                                                                              step["status"])
-    # Report sits in the same row as the other steps.
+    # Report sits in the same row as the other steps (boxes read once the list, redrawn on events, is shown).
+    expect(steps.first).to_be_visible()
+    expect(steps.last).to_be_visible()
     first, last = steps.first.bounding_box(), steps.last.bounding_box()
     assert abs(first["y"] - last["y"]) < 2, (first, last)
     if viewport == DESKTOP:
