@@ -20,6 +20,17 @@ from tests.support.mission_scripts import PerMissionScripts, each_step_answered,
 ROLES = ("submitter", "approver", "auditor", "admin")
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Schemathesis names each operation's test ``test_x[GET /path]``, but under pytest 9.2 (node ids built from
+    ``originalname``) all of them share the id ``test_x``: a parallel run grouping tests by id would run one of the
+    54 and drop the rest. Give each its own id again, the one its name says."""
+    originalname = getattr(item, "originalname", item.name)
+    if item.name != originalname and item.nodeid.endswith(f"::{originalname}") and hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(f"{item.nodeid[: -len(originalname)]}{item.name}")
+
+
 @pytest.fixture
 def api_settings(tmp_path: Path, sqlite_url: str) -> Settings:
     root = tmp_path / "workspaces"
