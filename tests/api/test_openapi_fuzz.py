@@ -6,9 +6,11 @@ event stream is not a JSON body to validate (its messages are checked in test_ev
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -37,17 +39,12 @@ def _app_and_key(tmp: Path):  # noqa: ANN202
     return app, key
 
 
-_TMP = Path(__import__("tempfile").mkdtemp(prefix="orch-fuzz-"))
+# Made when the module is imported (the schema's operations are the tests), so in every process that collects it,
+# a parallel worker that runs none of them included: removed when that process exits.
+_TMP = Path(tempfile.mkdtemp(prefix="orch-fuzz-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 APP, KEY = _app_and_key(_TMP)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path_regex=r".*/events$")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup():  # noqa: ANN202
-    yield
-    import shutil
-
-    shutil.rmtree(_TMP, ignore_errors=True)
 
 
 @schema.parametrize()
