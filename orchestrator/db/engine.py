@@ -113,8 +113,11 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         lock = sqlite_writer_lock(parsed.database or ":memory:")
+        # A file database keeps as many idle connections as the API's worker threads use at once (anyio's
+        # default, 40): opening one (file, WAL index, four pragmas) cost more than the read it served.
+        pool = {"pool_size": 40, "max_overflow": 40} if parsed.database and parsed.database != ":memory:" else {}
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
-                                                  "factory": _connection_class(lock)})
+                                                  "factory": _connection_class(lock)}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
