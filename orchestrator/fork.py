@@ -117,8 +117,7 @@ def fork_mission(runner: Any, parent_id: str, *, from_step: str, model: str | No
         delegations = sorted({e.delegation_id for e in before if e.kind == EventKind.HANDOFF_STARTED and e.delegation_id})
 
         child = create_mission(session, text=facts["text"], spec=facts["spec"], workspace=str(target), owner=owner,
-                               model=model or facts["model"], auto_approve_by=auto_approve_by)
-        child.parent_id = parent_id
+                               model=model or facts["model"], auto_approve_by=auto_approve_by, parent_id=parent_id)
         mapping = copy_delegations(session, from_mission=parent_id, to_mission=child.id, ids=delegations)
         write_journal(session, read_journal(session, mission_id=parent_id, steps=set(inherited),
                                             delegations=set(delegations)), mission_id=child.id, delegation_map=mapping)
