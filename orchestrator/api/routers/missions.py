@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.archive import ArchiveLimits, read_capped, unpacked
-from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, ServiceDep, ensure_visible
+from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, Service, ServiceDep, ensure_visible
 from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
@@ -52,17 +52,29 @@ def _replayed(session: Session, key: str, request_sha256: str) -> Mission | None
 
 @router.post("", response_model=MissionSummary, status_code=status.HTTP_201_CREATED,
              responses={200: {"model": MissionSummary, "description": "Replayed: the mission this key created."}})
-def create_mission(body: MissionCreate, response: Response, service: ServiceDep, caller: Creator,
-                   idempotency_key: IdempotencyKey = None) -> MissionSummary:
+async def create_mission(body: MissionCreate, service: ServiceDep, caller: Creator,
+                         idempotency_key: IdempotencyKey = None) -> Response:
     """Queue a mission on a workspace under the configured roots; workers pick it up."""
+    # One hop to a worker thread for the whole create, its answer serialized once there (as for reads).
+    replayed, summary = await run_in_threadpool(_create, service, caller, body, idempotency_key)
+    if replayed:
+        return Response(summary.model_dump_json(), status_code=status.HTTP_200_OK, media_type="application/json")
+    if service.pool is not None:
+        service.pool.wake()
+    return Response(summary.model_dump_json(), status_code=status.HTTP_201_CREATED, media_type="application/json",
+                    headers={"Location": f"/api/v1/missions/{summary.id}"})
+
+
+def _create(service: Service, caller: Caller, body: MissionCreate,
+            idempotency_key: str | None) -> tuple[bool, MissionSummary]:
+    """Create the mission, or find the one this idempotency key made: (replayed, its summary)."""
     workspace = resolve_workspace(service.settings, body.workspace)
     digest = hashlib.sha256(json.dumps({"text": body.text, "workspace": str(workspace), "owner": caller.name},
                                        sort_keys=True).encode()).hexdigest()
     if idempotency_key:
         with session_scope(service.url) as session:
             if (existing := _replayed(session, idempotency_key, digest)) is not None:
-                response.status_code = status.HTTP_200_OK
-                return mission_summary(existing)
+                return True, mission_summary(existing)
     try:
         created = service.runner.create(body.text, workspace=workspace, owner=caller.name,
                                         idempotency_key=idempotency_key, request_sha256=digest)
@@ -71,14 +83,9 @@ def create_mission(body: MissionCreate, response: Response, service: ServiceDep,
             existing = _replayed(session, idempotency_key or "", digest)
             if existing is None:
                 raise
-            response.status_code = status.HTTP_200_OK
-            return mission_summary(existing)
+            return True, mission_summary(existing)
     # The answer describes the mission as created (queued), whatever a worker does with it a moment later.
-    summary = mission_summary(created)
-    if service.pool is not None:
-        service.pool.wake()
-    response.headers["Location"] = f"/api/v1/missions/{created.id}"
-    return summary
+    return False, mission_summary(created)
 
 
 @router.post("/upload", response_model=MissionSummary, status_code=status.HTTP_201_CREATED)
@@ -122,11 +129,12 @@ _SUMMARY_COLUMNS = (Mission.id, Mission.status, Mission.current_step, Mission.ow
 mission text, which a page of twenty would otherwise decode twenty times)."""
 
 
-def _line(row: Row) -> MissionSummary:
-    """A list line from a row of ``_SUMMARY_COLUMNS``: the same fields as :func:`mission_summary`."""
-    return MissionSummary(id=row.id, status=row.status, current_step=row.current_step, owner=row.owner,
-                          workspace=row.workspace, objective=row.objective or "", created_at=iso(row.created_at),
-                          error=row.error)
+def _line(row: Row) -> dict[str, object]:
+    """A list line from a row of ``_SUMMARY_COLUMNS``: the fields of :class:`MissionSummary`, as a dict (twenty
+    models built and dumped per page cost more than the query; the fuzz tests check answers against the schema)."""
+    return {"id": row.id, "status": row.status, "current_step": row.current_step, "owner": row.owner,
+            "workspace": row.workspace, "objective": row.objective or "", "created_at": iso(row.created_at),
+            "error": row.error}
 
 
 def page_query(*, caller: Caller, status: str | None = None, agent: str | None = None,
@@ -198,7 +206,7 @@ def _page_json(url: str, caller: Caller, *, limit: int, **filters: object) -> st
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = _encode_cursor(rows[-1]) if more and rows else None
-    return MissionPage(items=[_line(row) for row in rows], next_cursor=cursor).model_dump_json()
+    return json.dumps({"items": [_line(row) for row in rows], "next_cursor": cursor}, separators=(",", ":"))
 
 
 @router.get("", response_model=MissionPage)
