@@ -193,7 +193,7 @@ def check_missions(url: str, ids: list[str]) -> list[str]:
                                 f"({mission.error if mission else ''})")
                 continue
             ends = [p["status"] for p in session.scalars(select(Event.payload).where(
-                Event.mission_id == mission_id, Event.kind == "mission.status"))]
+                Event.mission_id == mission_id, Event.kind == "mission.status").order_by(Event.seq))]
             if ends != ["running", "completed"]:
                 problems.append(f"{mission_id}: status trail {ends} (expected running, completed)")
             if mission.lease_epoch != 1:
