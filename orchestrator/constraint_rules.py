@@ -263,7 +263,8 @@ def _drift(m: re.Match[str]) -> list[Found]:
 def _fairness(m: re.Match[str]) -> list[Found]:
     text = m.group(0).strip()
     raw = m.groupdict().get("feats") or ""
-    features = [w for w in re.split(r"\s*(?:,|\band\b|&|/|\bor\b)\s*", raw) if w and w.lower() != "the"]
+    features = [w for w in re.split(r"\s*(?:,(?:\s*(?:and|or)\b)?|\band\b|&|/|\bor\b)\s*(?:(?:across|by|for|per)\s+)?(?:the\s+)?", raw)
+                if w and w.lower() != "the"]
     threshold = _num(m.group("n")) if m.groupdict().get("n") else None
     out = [_rule("bias_disparity", "disparity_ratio", "below", threshold, False, text)]
     return out + [Found("fairness", {"sensitive_features": tuple(features), "source_text": text}, text)]
@@ -396,9 +397,10 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
               rf"\bpsi\s*(?:>=?|≥|above|over|exceeds?|of|at)\s*(?P<n>{_NUM})"), _drift),
     (_compile(rf"\b(?:disparity|fairness|disparate\s+impact)\s+ratio\s+(?:below|under|<|less\s+than|of\s+at\s+least|"
               rf"at\s+least|>=?)\s*(?P<n>{_NUM})",
-              r"\b(?:bias|fairness|disparit(?:y|ies)|disparate\s+impact|discriminat(?:e|ion))\b(?:\s+(?:checks?|audit|"
-              r"analysis|reports?|alerts?|metrics?|monitoring))?(?:\s+(?:across|by|between|for|over|on|regarding|"
-              r"w\.?r\.?t\.?|with\s+respect\s+to|per)\s+(?:the\s+)?(?P<feats>[A-Za-z_][\w-]*(?:\s*(?:,|and|&|/|or)\s*"
+              r"\b(?:bias(?:ed)?|unfair(?:ness|ly)?|fairness|disparit(?:y|ies)|disparate\s+impact|discriminat(?:e|es|"
+              r"ion|ory))\b(?:\s+(?:checks?|audit|analysis|reports?|alerts?|metrics?|monitoring|against))?"
+              r"(?:\s+(?:across|by|between|for|over|on|regarding|w\.?r\.?t\.?|with\s+respect\s+to|per)\s+(?:the\s+)?"
+              r"(?P<feats>[A-Za-z_][\w-]*(?:\s*(?:,(?:\s*(?:and|or)\b)?|and|&|/|or)\s*(?:(?:across|by|for|per)\s+)?(?:the\s+)?"
               r"[A-Za-z_][\w-]*){0,5})(?:\s+(?:groups?|columns?|attributes?|features?))?)?",
               r"\bsensitive\s+(?:attributes?|features?|columns?)\s*[:=]?\s*(?P<feats>[A-Za-z_][\w-]*(?:\s*(?:,|and|&|/)"
               r"\s*[A-Za-z_][\w-]*){0,5})"), _fairness),

@@ -85,6 +85,12 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ("consumer lag exceeds 30 s", {"alerts": [("consumer_lag_seconds_above", "above", 30.0, False)]}),
     ("check for bias across sex and age", {"features": ["sex", "age"],
                                            "alerts": [("bias_disparity", "below", None, False)]}),
+    ("free: Check whether it's biased by gender and by age_band.",
+     {"features": ["gender", "age_band"], "alerts": [("bias_disparity", "below", None, False)], "not_understood": []}),
+    ("is it unfair by race or by the sex columns", {"features": ["race", "sex"],
+                                                    "alerts": [("bias_disparity", "below", None, False)]}),
+    ("fairness across region, and across age", {"features": ["region", "age"],
+                                                "alerts": [("bias_disparity", "below", None, False)]}),
     # free text
     ("free: it has to finish within 30 minutes and we want drift alerts",
      {"window": 1800, "alerts": [("feature_drift", "above", None, False)], "not_understood": []}),
