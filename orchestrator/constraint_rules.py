@@ -418,7 +418,10 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
      _monthday),
     (_compile(rf"\b(?:(?:be\s+)?(?:done|ready|finished|completed?|available)\s+)?(?:by|before|no\s+later\s+than|"
               rf"until)\s+{_CLOCK}"), _finish_by),
-    (_compile(rf"\b(?:at|starting\s+at|start(?:s|ing)?\s+at|from)\s+{_CLOCK}"), _start),
+    (_compile(rf"\b(?:at|starting\s+at|start(?:s|ing)?\s+at|from)\s+{_CLOCK}",
+              # "weekly on Sunday 02:00", "nightly 1am": a time of day right after the day or the frequency (read,
+              # and so blanked, by an earlier reader)
+              rf"(?<=\0)\s*,?\s*{_CLOCK}"), _start),
     (_compile(rf"\b(?:window|deadline|sla|time\s*limit|timeout|time\s*budget|run\s*time|runtime|duration|"
               rf"wall[- ]?clock(?:\s+time)?)\s+(?:of\s+|is\s+|:\s*|=\s*|must\s+be\s+|under\s+|below\s+|<=?\s*|"
               rf"at\s+most\s+|within\s+)?(?:an?\s+)?{_DUR}",

@@ -71,6 +71,24 @@ class MissionSpec(BaseModel):
         return "batch"
 
 
+_PATH_RE = re.compile(r"(?<![\w/.:@-])((?:[\w.-]+/)+(?:[\w.-]*\w)?/?|[\w-][\w.-]*\.(?:csv|parquet|pq|joblib|pkl|"
+                      r"pickle|onnx|skops|ya?ml|json))(?![\w/-])")
+_PATH_FOLDERS = ("models/", "data/", "datasets/", "pipelines/", "configs/", "config/", "features/", "notebooks/")
+_PATH_SUFFIXES = (".csv", ".parquet", ".pq", ".joblib", ".pkl", ".pickle", ".onnx", ".skops", ".yaml", ".yml",
+                  ".json")
+
+
+def _mentioned_paths(text: str) -> list[str]:
+    """Workspace paths a free-text mission mentions: a file with a data, model or config suffix, or a path in a
+    folder of the usual layout (not "and/or", "p50/p95" or a URL's parts)."""
+    found: list[str] = []
+    for match in _PATH_RE.finditer(text):
+        path = match.group(1).rstrip(".")
+        if (path.lower().endswith(_PATH_SUFFIXES) or path.lower().startswith(_PATH_FOLDERS)) and path not in found:
+            found.append(path)
+    return found
+
+
 def _split_list(value: str, *, by_semicolon_only: bool = False) -> list[str]:
     pattern = r";" if by_semicolon_only else r"[;,]"
     parts = [part.strip().rstrip(".").strip() for part in re.split(pattern, value)]
@@ -117,7 +135,8 @@ def parse_mission(text: str) -> MissionSpec:
         text=text,
         agent=agent,
         objective=objective,
-        inputs=_split_list(joined.get("inputs", "")),
+        # Free text names its inputs in passing ("the model in models/credit/model.joblib, holdout in data/x.csv").
+        inputs=_split_list(joined.get("inputs", "")) or _mentioned_paths(text),
         # Constraints and validation hold commas inside one item ("2-hour window; alert on ...").
         constraints=_split_list(joined.get("constraints", ""), by_semicolon_only=True),
         deliverables=_split_list(joined.get("deliverables", "")),

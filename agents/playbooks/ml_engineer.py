@@ -245,8 +245,11 @@ def package(view: View) -> Playbook:
                   expected_output="reports/security.json and the findings by severity.")
     summary, sec_findings, sec_artifacts, status = _handoff_text((yield Handoff("security-expert", brief)))
     hadolint = container.get("hadolint") or {}
-    text = (f"ONNX export {onnx.get('status')}: max abs score diff {onnx.get('max_abs_score_diff')}, labels identical "
-            f"{onnx.get('labels_identical')} on {onnx.get('rows_compared')} rows. Dockerfile: hadolint exit code "
+    onnx_text = (f"ONNX export unsupported ({onnx.get('reason')}): the image serves {onnx.get('source')}"
+                 if onnx.get("status") == "unsupported" else
+                 f"ONNX export {onnx.get('status')}: max abs score diff {onnx.get('max_abs_score_diff')}, labels "
+                 f"identical {onnx.get('labels_identical')} on {onnx.get('rows_compared')} rows")
+    text = (f"{onnx_text}. Dockerfile: hadolint exit code "
             f"{hadolint.get('exit_code')} with {len(hadolint.get('issues') or [])} issues, runs as {container.get('user')}. "
             f"Registry entry {entry.get('entry')} ({entry.get('name')} {entry.get('version')}). Manifest "
             f"{manifest.get('path')} ({manifest.get('files_hashed')} files hashed). Security: {summary}")
@@ -255,6 +258,8 @@ def package(view: View) -> Playbook:
                 if failed(r)]
     if status != "completed":
         problems.append(f"security review {status}: {summary}")
+    if onnx.get("status") == "unsupported" and container.get("status") == "skipped":
+        problems.append("nothing packaged: the model has no ONNX form and the user asked for no image")
     findings = findings_of(onnx) + findings_of(entry) + sec_findings
     return Finish(summary=text, findings=findings,
                   artifacts=[p for p in (onnx.get("onnx"), "Dockerfile" if container.get("status") != "skipped" else None,

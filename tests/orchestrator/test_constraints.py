@@ -45,6 +45,11 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ("daily at 3am", {"cron": "0 3 * * *"}),
     ("weekly", {"cron": "0 1 * * 0"}),
     ("weekly on Monday", {"cron": "0 1 * * 1"}),
+    ("weekly on Sunday 02:00", {"cron": "0 2 * * 0"}),  # a time of day right after the day, no "at"
+    ("free:then retrain weekly on Sunday 02:00, and write a runbook", {"cron": "0 2 * * 0"}),
+    ("nightly 3am, within 2 hours", {"cron": "0 3 * * *", "window": 7200}),
+    ("run daily, 06:30 UTC", {"cron": "30 6 * * *"}),
+    ("weekly, 2 hours", {"cron": "0 1 * * 0", "not_understood": ["2 hours"]}),  # a duration is no time of day
     ("every Monday and Thursday at 4am", {"cron": "0 4 * * 1,4"}),
     ("daily on weekdays at 07:30", {"cron": "30 7 * * 1-5"}),
     ("monthly", {"cron": "0 1 1 * *"}),

@@ -37,3 +37,15 @@ def test_fields_continue_on_following_lines() -> None:
 def test_empty_mission_is_refused(text: str) -> None:
     with pytest.raises(InputError):
         parse_mission(text)
+
+
+def test_free_text_names_its_inputs_in_passing() -> None:
+    spec = parse_mission("Serve the credit model (models/credit/model.joblib) behind a REST API; train on "
+                         "data/train.csv and check data/holdout.csv, then update pipelines/score.yaml. Report p50/p95 "
+                         "latency and/or throughput; docs at https://example.com/models/guide.html.")
+    assert spec.inputs == ["models/credit/model.joblib", "data/train.csv", "data/holdout.csv", "pipelines/score.yaml"]
+
+
+def test_named_inputs_win_over_paths_in_the_objective() -> None:
+    spec = parse_mission("Mission: Ship models/a/ and data/x.csv.\nInputs: models/b/")
+    assert spec.inputs == ["models/b/"]

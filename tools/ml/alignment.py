@@ -8,7 +8,10 @@ The constraints are read once into a :class:`~orchestrator.constraints.Constrain
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import pandas as pd
 
 from langchain_core.tools import tool
 
@@ -18,10 +21,10 @@ from tools.ml import sandboxed
 from tools.ml.data import batch_files, fingerprint, profile_frame, read_table
 from tools.ml.errors import DataError
 from tools.ml.metrics import figures, outcome, unlabelled_figures
-from tools.ml.model import file_sha256, locate_model
+from tools.ml.model import ModelInfo, file_sha256, locate_model
 from tools.ml.rules import PSI_MODERATE, PSI_SIGNIFICANT, propose_thresholds
 
-__all__ = ["align", "align_data", "mission_constraints", "ALIGNMENT_PATH", "PSI_MODERATE", "PSI_SIGNIFICANT"]
+__all__ = ["align", "align_data", "infer_label", "mission_constraints", "ALIGNMENT_PATH", "PSI_MODERATE", "PSI_SIGNIFICANT"]
 
 ALIGNMENT_PATH = "reports/alignment.json"
 
@@ -33,6 +36,31 @@ def mission_constraints(ctx: ToolContext, clauses: list[str] | None) -> Constrai
     if mission is not None and (not clauses or list(clauses) == list(mission.constraints)):
         return mission.constraint_set
     return parse_constraints([str(c) for c in clauses or []])
+
+
+_NOT_A_LABEL = re.compile(r"(?:^|_)(?:id|uuid|key|ts|timestamp|time|date|datetime|created|updated)(?:$|_)", re.I)
+
+
+def infer_label(info: ModelInfo, frame: pd.DataFrame | None) -> str | None:
+    """The ground-truth column of a supervised model's data when nothing names it: the one column the model does
+    not take as input (ids and times aside) whose values fit the model (a classifier's classes; numbers for a
+    regressor). A sensitive attribute kept beside the features ('gender': F/M) does not fit a 0/1 classifier;
+    None when no column fits or more than one does."""
+    if frame is None or info.kind not in ("binary", "multiclass", "regression") or not info.features:
+        return None
+    classes = {str(c) for c in info.classes or []}
+
+    def fits(column: str) -> bool:
+        values = frame[column].dropna()
+        if values.empty:
+            return False
+        if info.kind == "regression":
+            return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        return bool(classes) and {str(v) for v in values.unique()} <= classes
+
+    fitting = [str(c) for c in frame.columns if str(c) not in info.features and str(c) != info.id_column
+               and not _NOT_A_LABEL.search(str(c)) and fits(c)]
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def _finding(severity: str, title: str, detail: str) -> dict[str, str]:
@@ -68,6 +96,12 @@ def align(ctx: ToolContext, *, model_path: str, reference_path: str, current_pat
                                jobs=[{"model": "model", "data": role} for role in paths])
     info = scored.models["model"]
     label = label_column or info.label_column or ""
+    if not label and (inferred := infer_label(info, frames.get("reference", frames.get("current")))):
+        label = inferred
+        findings.append(_finding("low", "label column inferred",
+                                 f"{label!r} is the one column of the data the model does not take as input, and "
+                                 f"its values fit the model's {'values' if info.kind == 'regression' else 'classes'}: "
+                                 "it is taken as the ground truth (name it in the mission or model.yaml to be sure)"))
     out: dict[str, Any] = {"constraint_set": cs.model_dump(mode="json"), "datasets": {}, "profiles": {},
                            "baseline": None, "label_column": label or None, "segment_column": segment_column or None,
                            "model": {**info.public(), "sha256": file_sha256(workspace / info.artifact)}}
@@ -138,6 +172,7 @@ def align_data(model_path: str, reference_path: str, current_path: str = "", con
     precision = metrics.get("precision", {})
     return json.dumps({
         "status": result["status"], "path": ALIGNMENT_PATH, "labelled": result["labelled"],
+        "label_column": result["label_column"],
         "model": {k: result.get("model", {}).get(k) for k in ("name", "version", "format", "kind", "classes", "sha256")},
         "datasets": {k: {"sha256": v["sha256"], "rows": v["rows"]} for k, v in result["datasets"].items()},
         "baseline": result["baseline"], "precision_floor": precision.get("floor"),

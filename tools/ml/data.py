@@ -124,14 +124,37 @@ def batch_files(workspace: Path, path: str) -> list[str]:
     return [p.relative_to(workspace.resolve()).as_posix() for p in files]
 
 
-def _first_data(workspace: Path, words: tuple[str, ...]) -> str | None:
-    data = sorted(p for p in (workspace / "data").iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES) \
-        if (workspace / "data").is_dir() else []
+_REFERENCE_WORDS = ("reference", "train", "baseline")
+_CURRENT_WORDS = ("current", "batch", "score", "new", "holdout", "hold_out", "hold-out", "test", "eval", "valid",
+                  "live", "prod", "latest", "recent", "inference", "serving")
+
+
+def _first_data(workspace: Path, words: tuple[str, ...], *, named: list[str] | None = None,
+                not_: str = "") -> str | None:
+    """The first data file whose name holds one of ``words`` (in the words' order): among the files the mission
+    names when it names some, else in data/."""
+    if named is not None:
+        data = [workspace / n for n in named]
+    else:
+        data = sorted(p for p in (workspace / "data").iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES) \
+            if (workspace / "data").is_dir() else []
     for word in words:
         for file in data:
-            if word in file.stem.lower():
-                return file.relative_to(workspace).as_posix()
+            path = file.relative_to(workspace).as_posix()
+            if word in file.stem.lower() and path != not_:
+                return path
     return None
+
+
+def _named_data(workspace: Path, inputs: list[str]) -> list[str]:
+    """The data files among the mission's inputs that exist in the workspace."""
+    root, named = workspace.resolve(), []
+    for item in inputs:
+        path = item.strip().removeprefix("./")
+        target = (workspace / path).resolve()
+        if path.endswith(DATA_SUFFIXES) and target.is_relative_to(root) and target.is_file() and path not in named:
+            named.append(path)
+    return named
 
 
 def _header(target: Path) -> list[str]:
@@ -143,6 +166,16 @@ def _header(target: Path) -> list[str]:
         return list(pd.read_csv(target, nrows=0).columns)
     except (ImportError, OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return []
+
+
+def _aligned_label(workspace: Path, header: list[str]) -> str | None:
+    """The label column the alignment inferred, if it is a column of this data (the report may be anything)."""
+    try:
+        aligned = read_json(workspace, "reports/alignment.json")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    label = aligned.get("label_column") if isinstance(aligned, dict) else None
+    return label if isinstance(label, str) and label in header else None
 
 
 def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
@@ -168,10 +201,17 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
     section_in = config.get("input") or {}
     batches = batch_files(workspace, BATCHES_DIR) if (workspace / BATCHES_DIR).is_dir() and any(
         p.suffix in DATA_SUFFIXES for p in (workspace / BATCHES_DIR).iterdir()) else []
-    current = str(section_in.get("path") or (batches[-1] if batches else "")
-                  or _first_data(workspace, ("current", "batch", "score", "new")) or "")
+    named = _named_data(workspace, inputs)
     reference = str((config.get("reference") or {}).get("path")
-                    or _first_data(workspace, ("reference", "train", "baseline")) or "")
+                    or _first_data(workspace, _REFERENCE_WORDS, named=named)
+                    or _first_data(workspace, _REFERENCE_WORDS) or "")
+    others = [n for n in named if n != reference]
+    current = str(section_in.get("path") or (batches[-1] if batches else "")
+                  or _first_data(workspace, _CURRENT_WORDS, named=named, not_=reference)
+                  or (others[0] if len(others) == 1 else "")  # the one other file the mission names
+                  or _first_data(workspace, _CURRENT_WORDS, not_=reference) or "")
+    # The label: the config's, the model's metadata, a column named like one, or the one the alignment found
+    # (the column of the reference data the model does not take as input, fitting its classes or values).
     label = section_in.get("label_column") or model_meta.get("label_column")
     segment = section_in.get("segment_column")
     header: list[str] = []
@@ -181,6 +221,8 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
             header = _header(target)
             break
     label = label or next((c for c in header if c.lower() in _LABEL_NAMES), None)
+    if not label and header:
+        label = _aligned_label(workspace, header)
     # A column named like a segment is offered, not used: slicing by it, and a bias alert across it, are for
     # the columns the config names, the model marks sensitive, or the mission asks about.
     segment_candidates = [c for c in header if c.lower() in _SEGMENT_NAMES and c != segment]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.errors import UnusableInput
+from orchestrator.errors import ToolError, UnusableInput
 
-__all__ = ["ModelError", "DataError", "check_workspace"]
+__all__ = ["ModelError", "DataError", "Unconvertible", "check_workspace"]
 
 
 class ModelError(UnusableInput):
@@ -15,6 +15,11 @@ class ModelError(UnusableInput):
 
 class DataError(UnusableInput):
     """A dataset cannot be used as given (missing, empty, unreadable, wrong columns or values, no labels)."""
+
+
+class Unconvertible(ToolError):
+    """The model has no ONNX form (skl2onnx has no converter for one of its estimators): a fact about the model,
+    not a failed check; it is served as the joblib artifact from a trusted image."""
 
 
 def check_workspace(workspace: Path) -> None:

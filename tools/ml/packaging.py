@@ -18,7 +18,7 @@ from orchestrator.errors import ToolError
 from tools.context import Ctx, ToolContext
 from tools.ml import sandboxed
 from tools.ml.data import load_config
-from tools.ml.errors import DataError
+from tools.ml.errors import DataError, Unconvertible
 from tools.workspace import resolve_in_workspace
 from tools.ml.metrics import flags
 from tools.ml.model import file_sha256, locate_model, model_info
@@ -37,11 +37,21 @@ def onnx_export(ctx: ToolContext, *, model_path: str, data_path: str) -> dict[st
     """Convert the joblib model to ONNX beside it and compare both on ``data_path`` rows.
 
     Conversion and both predictions run in the sandbox; the host writes the ONNX bytes and the parity
-    report. Raises :class:`ToolError` when the export does not match the original (the report is written).
+    report. Raises :class:`ToolError` when the export does not match the original (the report is written). A
+    model skl2onnx has no converter for gets no ONNX form: the report says so (status ``unsupported``) and the
+    model is served as its joblib artifact.
     """
     ref = locate_model(ctx.workspace, model_path)
-    answer = sandboxed.ask(ctx, "export_onnx", {"model": ref.spec(), "data": data_path, "rows": _PARITY_ROWS},
-                           refs=[ref], paths=[data_path])
+    try:
+        answer = sandboxed.ask(ctx, "export_onnx", {"model": ref.spec(), "data": data_path, "rows": _PARITY_ROWS},
+                               refs=[ref], paths=[data_path])
+    except Unconvertible as exc:
+        report = {"status": "unsupported", "onnx": None, "source": ref.artifact,
+                  "source_sha256": file_sha256(ctx.workspace / ref.artifact), "reason": str(exc),
+                  "findings": [{"severity": "medium", "title": "no ONNX form",
+                                "detail": f"{exc}. The image serves {ref.artifact} (joblib) instead."}]}
+        ctx.write_text(PARITY_PATH, json.dumps(report, indent=2), kind="report")
+        return report
     info = model_info(ref, answer["model"])
     rows = int(answer["rows"])
     original = sandboxed.scores_of(answer["original"], rows)
@@ -86,7 +96,8 @@ def onnx_export(ctx: ToolContext, *, model_path: str, data_path: str) -> dict[st
 def export_onnx_model(model_path: str, data_path: str, *, ctx: Ctx) -> str:
     """Export the model to ONNX (skl2onnx, in the sandbox) as model.onnx beside it and check parity with
     the original on real rows: labels identical or max abs score difference <= 1e-5. Writes
-    reports/onnx-parity.json; a conversion that is impossible or does not match is an error.
+    reports/onnx-parity.json; an export that does not match is an error, a model with no ONNX converter is
+    reported as ``unsupported`` (served as joblib).
 
     Args:
         model_path: Workspace-relative model folder or joblib artifact.

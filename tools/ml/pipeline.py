@@ -44,7 +44,8 @@ def _config_from_inputs(workspace: Path, found: dict[str, Any]) -> dict[str, Any
         files = sorted(p for p in target.iterdir() if p.suffix in {".joblib", ".pkl", ".onnx"})
         artifact = files[0].relative_to(workspace).as_posix() if files else f"{model_path}/model.joblib"
     return {"name": "batch-scoring", "model": {"path": artifact},
-            "input": {"path": found.get("current_path") or "data/input.csv",
+            # With no data to score yet, the dry run scores the reference data.
+            "input": {"path": found.get("current_path") or found.get("reference_path") or "data/input.csv",
                       "label_column": found.get("label_column")},
             "reference": {"path": found.get("reference_path") or "data/reference.csv"},
             "output": {"path": "outputs/scores.csv"}, "chunk_size": 50_000,
@@ -60,7 +61,7 @@ def generate_pipeline(ctx: ToolContext, *, config_path: str = "pipelines/batch-s
     if not config:
         findings.append({"severity": "medium", "title": "no pipeline config",
                          "detail": f"{config_path!r} was missing: a default was written from the workspace layout"})
-        config = _config_from_inputs(workspace, locate(workspace, []))
+        config = _config_from_inputs(workspace, locate(workspace, list(ctx.mission.inputs) if ctx.mission else []))
     model_path = str((config.get("model") or {}).get("path") or "")
     info = sandboxed.describe(ctx, model_path)  # a model that does not load stops here, naming the file
     features, model_name = info.features, info.name

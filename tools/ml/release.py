@@ -141,7 +141,9 @@ def deployment_notes(workspace: Path, *, config_path: str,
             cand = evaluation["candidate"]
             lines.append(f"- Retrained candidate `{cand.get('path')}` {'passes' if cand.get('passes') else 'fails'} "
                          f"the thresholds (precision {_fmt((cand.get('performance') or {}).get('precision'))}).")
-    if parity:
+    if parity.get("status") == "unsupported":
+        lines.append(f"- No ONNX form ({parity.get('reason')}): the image serves `{parity.get('source')}`.")
+    elif parity:
         lines.append(f"- ONNX parity {parity.get('status')}: max |score diff| {parity.get('max_abs_score_diff')}, "
                      f"labels identical: {parity.get('labels_identical')}.")
     shadow = read_json(workspace, SHADOW_PATH)

@@ -481,10 +481,29 @@ def _initial_types(model: Model, x: Any) -> list[Any]:
     return types
 
 
+def _bool_flags_as_ints() -> None:
+    """skl2onnx 1.20 passes a HistGradientBoosting node's ``missing_go_to_left`` as a bool into an ONNX ints
+    attribute, which protobuf 5+ refuses ("Expected an int, got a boolean"): every such model failed to export.
+    Its node builder gets the flag as the 0/1 the attribute holds."""
+    from skl2onnx.common import tree_ensemble
+
+    add_node = tree_ensemble.add_node
+    if getattr(add_node, "casts_flags", False):
+        return
+
+    def cast(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        return add_node(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    cast.casts_flags = True  # type: ignore[attr-defined]
+    tree_ensemble.add_node = cast
+
+
 def op_export_onnx(request: dict[str, Any]) -> dict[str, Any]:
     """Convert with skl2onnx and compare the two on real rows; the ONNX bytes go back to the host to write."""
     import onnxruntime as ort
     from skl2onnx import convert_sklearn
+
+    _bool_flags_as_ints()
 
     model = Model(request["model"])
     if model.estimator is None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from orchestrator.errors import ToolError
 from tools.context import ToolContext
-from tools.ml.errors import DataError, ModelError, check_workspace
+from tools.ml.errors import DataError, ModelError, Unconvertible, check_workspace
 from tools.ml.model import ModelInfo, ModelRef, locate_model, model_info
 from tools.sandbox import run_sandboxed
 from tools.workspace import resolve_in_workspace
@@ -141,7 +141,7 @@ def ask(ctx: ToolContext, op: str, request: dict[str, Any], *, refs: list[ModelR
     if kind == "model":
         raise ModelError(message, path=path or blame, fix=fix)
     if kind == "convert":
-        raise ToolError(f"{message}; {fix}" if fix else message)
+        raise Unconvertible(f"{message}; {fix}" if fix else message)
     if kind == "data":
         raise DataError(message, path=path, fix=fix)
     if error.get("trace"):

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
 from tests.support.records import recorded_artifacts
-from tests.tools.ml.support import PATHS, call
+from tests.support.workspaces import build_workspace
+from tests.tools.ml.support import PATHS, call, new_run
 from tools.context import ToolContext
 from tools.ml.alignment import align_data
 from tools.ml.demo import DemoInfo
@@ -20,6 +30,49 @@ def test_onnx_export_matches_the_original(tool_ctx: ToolContext, demo: DemoInfo)
     assert parity["status"] == "ok"
     assert parity["labels_identical"] and parity["max_abs_score_diff"] <= 1e-5
     assert (tool_ctx.workspace / "models/anomaly-detector/model.onnx").is_file()
+
+
+def _refit(ws_path, model_dir: str, reference: str, label: str, features: list[str], estimator, *,
+           missing: bool = False) -> None:
+    frame = pd.read_csv(ws_path / reference)
+    if missing:  # the trees route missing values; the ONNX form must route them the same way
+        frame.loc[frame.index[::9], features[0]] = np.nan
+    joblib.dump(estimator.fit(frame[features], frame[label]), ws_path / model_dir / "model.joblib")
+    frame.to_csv(ws_path / reference, index=False)
+
+
+def test_a_histogram_gradient_boosting_model_exports_with_parity(tool_ctx: ToolContext) -> None:
+    """skl2onnx hands protobuf a bool for the trees' missing-value flag; the export casts it (it failed)."""
+    ws = build_workspace(tool_ctx.workspace, kind="binary", metadata=False, rows=800)
+    _refit(tool_ctx.workspace, ws.model_dir, ws.reference, ws.label_column, ws.features,
+           HistGradientBoostingClassifier(max_iter=30, random_state=0), missing=True)
+    parity = call(export_onnx_model, tool_ctx, model_path=ws.model_dir, data_path=ws.reference)
+    assert parity["status"] == "ok" and parity["rows_compared"] == 800
+    assert parity["labels_identical"] and parity["max_abs_score_diff"] <= parity["tolerance"]
+
+
+@pytest.mark.parametrize("skip_image", [False, True], ids=["with-image", "no-image"])
+def test_a_model_with_no_onnx_form_is_packaged_as_joblib(tool_ctx: ToolContext, skip_image: bool) -> None:
+    """skl2onnx has no converter for a FunctionTransformer: no ONNX file, said in the report and the package
+    summary; the image serves the joblib artifact. With no image either, nothing is packaged: the step fails."""
+    ws = build_workspace(tool_ctx.workspace, kind="binary", metadata=False, rows=400)
+    _refit(tool_ctx.workspace, ws.model_dir, ws.reference, ws.label_column, ws.features,
+           make_pipeline(FunctionTransformer(np.tanh), LogisticRegression()))
+    parity = call(export_onnx_model, tool_ctx, model_path=ws.model_dir, data_path=ws.reference)
+    assert parity["status"] == "unsupported" and "FunctionTransformer" in parity["reason"]
+    assert parity["onnx"] is None and not (tool_ctx.workspace / ws.model_dir / "model.onnx").exists()
+    assert json.loads((tool_ctx.workspace / "reports/onnx-parity.json").read_text())["status"] == "unsupported"
+
+    text = (f"Mission: Package the model in {ws.model_dir}/ for batch scoring"
+            + (", and skip the Docker image." if skip_image else ".") + f"\nInputs: {ws.model_dir}/, {ws.config}.")
+    packaged = new_run(tool_ctx, text).step("package")
+    assert "ONNX export unsupported" in packaged.summary
+    assert any(f.title == "no ONNX form" for f in packaged.findings)
+    if skip_image:
+        assert packaged.status == "failed" and "nothing packaged" in packaged.reason
+    else:
+        assert packaged.status == "completed", packaged.reason
+        assert "hadolint exit code 0" in packaged.summary
 
 
 def test_dockerfile_is_hadolint_clean_and_non_root(tool_ctx: ToolContext, demo: DemoInfo) -> None:
