@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from orchestrator.db.direct import Statement, Writer, dialect_name
 from orchestrator.db.models import Approval, Event, Mission, utcnow
 from orchestrator.errors import InputError, MissionNotFound
 
-__all__ = ["AppendedEvent", "append_event", "verify_chain", "ChainReport", "GENESIS", "event_hash", "SignedHead",
+__all__ = ["AppendedEvent", "append_event", "start_chain", "verify_chain", "ChainReport", "GENESIS", "event_hash", "SignedHead",
            "signed_head", "head_key"]
 
 GENESIS = "0" * 64
@@ -101,14 +101,34 @@ def append_event(session: Writer, *, mission_id: str, kind: str, actor: str, ste
         if not found:
             raise MissionNotFound(f"no mission with id {mission_id!r}: its audit chain has nowhere to anchor")
         seq, prev = found[0][0] + 1, found[0][1]
-    payload = json.loads(json.dumps(payload or {}, default=str))
-    values = {"mission_id": mission_id, "seq": seq, "ts": utcnow(), "kind": kind, "actor": actor, "step": step,
-              "delegation_id": delegation_id, "payload": payload, "prev_hash": prev}
-    values["hash"] = event_hash(**values)
+    values = _linked(mission_id, seq, prev, kind=kind, actor=actor, step=step, delegation_id=delegation_id,
+                     payload=payload)
     ((event_id,),) = _INSERT.run(session, values)
     _ADVANCE.run(session, values)
     heads[mission_id] = (seq, values["hash"])
     return AppendedEvent(id=event_id, **values)
+
+
+def start_chain(session: Writer, *, mission_id: str, kind: str, actor: str, payload: dict[str, Any],
+                anchor: Callable[[int, str], None]) -> AppendedEvent:
+    """A new mission's first event: ``anchor(seq, hash)`` writes the mission's row already pointing at it (a
+    row its events need first), then the event is inserted, in the caller's transaction. No head is read and
+    none moved: a create costs two statements less than a row at genesis plus :func:`append_event`."""
+    values = _linked(mission_id, 1, GENESIS, kind=kind, actor=actor, step=None, delegation_id=None, payload=payload)
+    anchor(1, values["hash"])
+    ((event_id,),) = _INSERT.run(session, values)
+    session.info.setdefault("chain_heads", {})[mission_id] = (1, values["hash"])
+    return AppendedEvent(id=event_id, **values)
+
+
+def _linked(mission_id: str, seq: int, prev: str, *, kind: str, actor: str, step: str | None,
+            delegation_id: int | None, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """An event's column values, its hash linking it to ``prev``."""
+    payload = json.loads(json.dumps(payload or {}, default=str))
+    values = {"mission_id": mission_id, "seq": seq, "ts": utcnow(), "kind": kind, "actor": actor, "step": step,
+              "delegation_id": delegation_id, "payload": payload, "prev_hash": prev}
+    values["hash"] = event_hash(**values)
+    return values
 
 
 @dataclass(frozen=True)

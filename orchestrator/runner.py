@@ -145,7 +145,8 @@ class Runner:
         if not workspace.is_dir():
             raise InputError(f"workspace {str(workspace)!r} does not exist or is not a directory")
         lead = self.agents[spec.agent]
-        with session_scope(self.url) as session:
+        # A job is deferred in the session's transaction; with no job queue a direct one is enough (and cheaper).
+        with session_scope(self.url) if self.dispatch is not None else transaction(self.url) as session:
             mission = create_mission(session, text=text, spec=spec.model_dump(mode="json"),
                                      workspace=str(workspace.resolve()), owner=owner,
                                      model=model_name_for(lead, self.settings.model),
@@ -154,8 +155,9 @@ class Runner:
             self.queued(session, mission.id)
             return mission
 
-    def queued(self, session: Session, mission_id: str) -> None:
-        """The mission was queued in ``session``'s transaction: defer its job there (when missions run as jobs)."""
+    def queued(self, session: Session | Transaction, mission_id: str) -> None:
+        """The mission was queued in ``session``'s transaction: defer its job there (when missions run as jobs,
+        always in a session)."""
         if self.dispatch is not None:
             self.dispatch.defer(session, mission_id)
 

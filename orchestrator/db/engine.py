@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["make_engine", "engine_for", "session_scope", "is_sqlite", "sqlite_writer_lock", "WriterLock", "WritingConnection"]
+__all__ = ["make_engine", "engine_for", "session_scope", "is_sqlite", "sqlite_writer_lock", "WriterLock", "WritingConnection",
+           "WriteBusy", "write_now"]
 
 
 def is_sqlite(url: str) -> bool:
@@ -42,6 +44,9 @@ class WriterLock:
         if not self._lock.acquire(timeout=self.timeout_s):
             raise sqlite3.OperationalError(f"database is locked (no write turn in {self.timeout_s:.0f} s)")
 
+    def try_acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
+
     def release(self) -> None:
         self._lock.release()
 
@@ -64,6 +69,25 @@ def sqlite_writer_lock(path: str) -> WriterLock:
         return _WRITER_LOCKS.setdefault(key, WriterLock())
 
 
+class WriteBusy(Exception):
+    """The write could not begin at once (another thread or process is writing) and the caller asked not to
+    wait (:func:`write_now`): nothing was written."""
+
+
+_NO_WAIT: ContextVar[bool] = ContextVar("orchestrator_sqlite_no_wait", default=False)
+
+
+@contextmanager
+def write_now() -> Iterator[None]:
+    """SQLite write transactions begun in this context begin at once or raise :class:`WriteBusy`, never wait
+    for another writer (for work done on an event loop, which must not block: it goes to a thread instead)."""
+    token = _NO_WAIT.set(True)
+    try:
+        yield
+    finally:
+        _NO_WAIT.reset(token)
+
+
 class WritingConnection(sqlite3.Connection):
     """A SQLite connection whose write transactions take the process's :class:`WriterLock` for its file first
     (:meth:`begin_write`) and give it back when they end, however they end."""
@@ -72,13 +96,36 @@ class WritingConnection(sqlite3.Connection):
     holds_write_lock = False
 
     def begin_write(self, begin: Callable[[], object] | None = None) -> None:
-        """``BEGIN IMMEDIATE`` (run by ``begin`` when given) once this thread has the process's turn to write."""
+        """``BEGIN IMMEDIATE`` (run by ``begin`` when given) once this thread has the process's turn to write;
+        under :func:`write_now`, at once or :class:`WriteBusy`."""
+        if _NO_WAIT.get():
+            self._begin_now(begin)
+            return
         self.writer_lock.acquire()
         try:
             begin() if begin is not None else self.execute("BEGIN IMMEDIATE")
         except BaseException:
             self.writer_lock.release()
             raise
+        self.holds_write_lock = True
+
+    def _begin_now(self, begin: Callable[[], object] | None) -> None:
+        if not self.writer_lock.try_acquire():
+            raise WriteBusy("another thread of this process is writing")
+        timeout = self.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.execute("PRAGMA busy_timeout=0")  # another process's write: SQLITE_BUSY at once, no sleeping
+        try:
+            begin() if begin is not None else self.execute("BEGIN IMMEDIATE")
+        except Exception as exc:  # SQLAlchemy's begin wraps the driver's error (its .orig)
+            self.writer_lock.release()
+            if isinstance(getattr(exc, "orig", exc), sqlite3.OperationalError) and "locked" in str(exc):
+                raise WriteBusy(f"another process is writing ({exc})") from exc
+            raise
+        except BaseException:
+            self.writer_lock.release()
+            raise
+        finally:
+            self.execute(f"PRAGMA busy_timeout={int(timeout)}")
         self.holds_write_lock = True
 
     def commit(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.audit import append_event
+from orchestrator.audit import GENESIS, append_event, start_chain
 from orchestrator.db.direct import Statement, Writer
 from orchestrator.db.models import Event, Mission, Step, utcnow
 from orchestrator.errors import InvalidTransition, MissionNotFound
@@ -36,12 +36,16 @@ def create_mission(session: Writer, *, text: str, spec: dict[str, Any], workspac
     values = {"id": uuid.uuid4().hex[:12], "text": text, "spec": spec, "workspace": workspace, "status": "queued",
               "owner": owner, "model": model, "created_at": now, "updated_at": now, "lease_epoch": 0,
               "idempotency_key": idempotency_key, "request_sha256": request_sha256,
-              "auto_approve_by": auto_approve_by, "chain_seq": 0, "chain_head": "0" * 64, "parent_id": parent_id}
-    _MISSION.run(session, values)
-    _STEPS.run(session, {f"{field}{position}": value for position, name in enumerate(STEPS)
-                         for field, value in (("name", name), ("position", position))} | {"mission_id": values["id"]})
-    append_event(session, mission_id=values["id"], kind=EventKind.MISSION_QUEUED, actor=owner,
-                 payload={"text": text, "spec": spec, "workspace": workspace, "model": model})
+              "auto_approve_by": auto_approve_by, "chain_seq": 0, "chain_head": GENESIS, "parent_id": parent_id}
+
+    def anchor(seq: int, head: str) -> None:  # the row, its head already on the first event, then its steps
+        values.update(chain_seq=seq, chain_head=head)
+        _MISSION.run(session, values)
+        _STEPS.run(session, {f"{field}{position}": value for position, name in enumerate(STEPS)
+                             for field, value in (("name", name), ("position", position))} | {"mission_id": values["id"]})
+
+    start_chain(session, mission_id=values["id"], kind=EventKind.MISSION_QUEUED, actor=owner,
+                payload={"text": text, "spec": spec, "workspace": workspace, "model": model}, anchor=anchor)
     return Mission(**values, current_step=None, error=None, lease_owner=None, lease_expires_at=None)
 
 

@@ -14,10 +14,9 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, 
 from sqlalchemy import Engine, Row, Select, String, bindparam, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.archive import ArchiveLimits, read_capped, unpacked
-from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, Service, ServiceDep, ensure_visible
+from orchestrator.api.deps import OWN_MISSIONS_ONLY, Creator, Reader, Service, ServiceDep, ensure_visible, run_read, run_write
 from orchestrator.api.keys import Caller
 from orchestrator.api.problems import PROBLEM_RESPONSES
 from orchestrator.api.routers.workspaces import resolve_workspace
@@ -55,8 +54,8 @@ def _replayed(session: Session, key: str, request_sha256: str) -> Mission | None
 async def create_mission(body: MissionCreate, service: ServiceDep, caller: Creator,
                          idempotency_key: IdempotencyKey = None) -> Response:
     """Queue a mission on a workspace under the configured roots; workers pick it up."""
-    # One hop to a worker thread for the whole create, its answer serialized once there (as for reads).
-    replayed, summary = await run_in_threadpool(_create, service, caller, body, idempotency_key)
+    # The whole create in one call (on the loop when SQLite is free to write: see run_write).
+    replayed, summary = await run_write(service, _create, service, caller, body, idempotency_key)
     if replayed:
         return Response(summary.model_dump_json(), status_code=status.HTTP_200_OK, media_type="application/json")
     if service.pool is not None:
@@ -219,10 +218,10 @@ async def list_missions(service: ServiceDep, caller: Reader,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Response:
     """List missions, newest first, filtered by status, agent and creation time; cursor-paginated."""
     after = _decode_cursor(cursor) if cursor else None
-    # One hop to a worker thread for the whole page (connection, query, rows, JSON), and the JSON goes out as
-    # it is: FastAPI would validate and serialize the page a second time.
-    body = await run_in_threadpool(_page_json, service.url, caller, limit=limit, status=status_, agent=agent,
-                                   created_after=created_after, created_before=created_before, after=after)
+    # The whole page (connection, query, rows, JSON) in one read, and the JSON goes out as it is: FastAPI would
+    # validate and serialize the page a second time.
+    body = await run_read(service, _page_json, service.url, caller, limit=limit, status=status_, agent=agent,
+                          created_after=created_after, created_before=created_before, after=after)
     return Response(body, media_type="application/json")
 
 
@@ -240,6 +239,6 @@ def _mission_json(url: str, caller: Caller, mission_id: str) -> str:
 @router.get("/{mission_id}", response_model=MissionPublic)
 async def read_mission(mission_id: str, service: ServiceDep, caller: Reader) -> Response:
     """Read a mission: status, steps, delegations, approvals (pending ones too), artifacts, tasks, audit."""
-    # One hop to a worker thread for the whole read, as for a list page (FastAPI would validate it again).
-    body = await run_in_threadpool(_mission_json, service.url, caller, mission_id)
+    # One read for the whole view, as for a list page (FastAPI would validate it again).
+    body = await run_read(service, _mission_json, service.url, caller, mission_id)
     return Response(body, media_type="application/json")
