@@ -254,7 +254,8 @@ def _absolute(m: re.Match[str]) -> list[Found]:
 
 def _drift(m: re.Match[str]) -> list[Found]:
     kind = (m.groupdict().get("kind") or "").lower()
-    threshold = _num(m.group("n")) if m.groupdict().get("n") else None
+    raw = m.groupdict().get("n") or m.groupdict().get("n2")
+    threshold = _num(raw) if raw else None
     name = "prediction_drift" if kind in ("prediction", "output", "score") else "feature_drift"
     return [_rule(name, "prediction_psi" if name == "prediction_drift" else "psi", "above", threshold, False,
                   m.group(0).strip())]
@@ -353,7 +354,19 @@ def _timezone(m: re.Match[str]) -> list[Found]:
     return [Found("timezone", "UTC" if name.upper() in ("UTC", "GMT") else name, m.group(0).strip())]
 
 
+def _retrain(m: re.Match[str]) -> list[Found]:
+    """'retrain weekly on Sunday 02:00': the schedule phrases of the retraining, read apart from the run's."""
+    parts = [f for f in extract(m.group("sched"))[0] if f.kind in _SCHEDULE_KINDS]
+    return [Found("retrain", tuple(parts), m.group(0).strip())] if parts else []
+
+
+_SCHEDULE_KINDS = ("every", "days", "start", "monthday", "cron")
+
 _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
+    # First: a schedule said of the retraining is not the run's schedule.
+    (_compile(r"\b(?:re-?train(?:s|ing|ed)?|refit(?:s|ting)?)(?:\s+(?:the\s+|a\s+new\s+)?(?:model|it))?"
+              r"(?:\s+(?:on\s+fresh\s+data|from\s+scratch))?\s*(?:should\s+run\s+|runs?\s+|:\s*)?"
+              r"(?P<sched>[^.;,]+?)(?=\s*(?:[.;,]|\band\b|$))"), _retrain),
     (_compile(r"(?:(?P<kw>\bcron(?:\s+expression)?|\bschedule)\s*[:=]?\s*)?[`'\"]?(?<![\w*/,-])(?P<expr>"
               r"[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\w*/,-]+\s+[\w*/,-]+)(?![\w*/,-])[`'\"]?"), _cron),
     (_compile(rf"(?:\b(?P<pa>{_PCTS})\s+)?\b(?:latency|response\s+times?|inference\s+time|request\s+time)\b"
@@ -393,7 +406,10 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
               r"(?![\w%]|\.\d)"), _absolute),
     (_compile(rf"\b(?:(?P<kind>feature|data|covariate|input|prediction|output|score)\s+)?(?<!label )(?<!target )"
               r"(?<!concept )drift\b(?:\s+(?:alerts?|alerting|detection|monitoring|checks?))?"
-              rf"(?:\s*\(?\s*(?:with\s+)?psi\s*(?:>=?|≥|above|over|of|at)?\s*(?P<n>{_NUM})\s*\)?)?",
+              rf"(?:\s*\(?\s*(?:with\s+)?psi\s*(?:>=?|≥|above|over|of|at)?\s*(?P<n>{_NUM})\s*\)?"
+              # "drift exceeds 0.2", "drift score goes above 0.25": a PSI, not a percentage
+              rf"|\s+(?:(?:psi|score)\s+)?(?:is\s+|goes\s+)?(?:>=?|≥|above|over|exceeds?|exceeding|greater\s+than|"
+              rf"more\s+than)\s*(?P<n2>{_NUM})(?![\d.]|\s*%))?",
               rf"\bpsi\s*(?:>=?|≥|above|over|exceeds?|of|at)\s*(?P<n>{_NUM})"), _drift),
     (_compile(rf"\b(?:disparity|fairness|disparate\s+impact)\s+ratio\s+(?:below|under|<|less\s+than|of\s+at\s+least|"
               rf"at\s+least|>=?)\s*(?P<n>{_NUM})",

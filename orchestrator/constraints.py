@@ -151,6 +151,8 @@ class ConstraintSet(BaseModel):
     finish_by: str | None = None
     """Wall-clock deadline "HH:MM" ("by 6am"); with a daily start time it sets ``window_seconds``."""
     schedule: Schedule | None = None
+    retraining: Schedule | None = None
+    """When the model is retrained ("retrain weekly on Sunday 02:00"): a job of its own, not the run's schedule."""
     latency: tuple[LatencyTarget, ...] = ()
     throughput: tuple[Throughput, ...] = ()
     memory: MemoryBudget | None = None
@@ -216,6 +218,8 @@ class ConstraintSet(BaseModel):
         lines = []
         if self.schedule:
             lines.append(f"Schedule: {self.schedule.text} (cron `{self.schedule.cron}`)")
+        if self.retraining:
+            lines.append(f"Retraining: {self.retraining.text} (cron `{self.retraining.cron}`)")
         if self.window_seconds:
             lines.append(f"Run window: {format_duration(self.window_seconds)}"
                          + (f" (finish by {self.finish_by})" if self.finish_by else ""))
@@ -350,6 +354,14 @@ def parse_constraints(explicit: Sequence[str] = (), *, free: Sequence[str] = ())
     timezone, finish, window = single("timezone"), single("finish_by"), single("window")
     schedule = _schedule(found, notes, not_understood, finish=finish,
                          timezone=str(timezone.value) if timezone else "UTC")
+    retraining = None
+    if (retrain := single("retrain")) is not None:
+        retrain_notes: list[str] = []
+        retraining = _schedule(list(retrain.value), retrain_notes, not_understood, finish=None,
+                               timezone=str(timezone.value) if timezone else "UTC")
+        if retraining is not None:
+            retraining = retraining.model_copy(update={"source_text": retrain.text})
+        notes += [f"retraining: {note}" for note in retrain_notes]
     window_seconds = int(window.value) if window else None
     window_text = window.text if window else None
     finish_by = None
@@ -382,6 +394,7 @@ def parse_constraints(explicit: Sequence[str] = (), *, free: Sequence[str] = ())
     memory, cost, fairness = single("memory"), single("cost"), single("fairness")
     return ConstraintSet(
         window_seconds=window_seconds, window_text=window_text, finish_by=finish_by, schedule=schedule,
+        retraining=retraining,
         latency=tuple(LatencyTarget(**f.value) for f in found if f.kind == "latency"),
         throughput=tuple(Throughput(**f.value) for f in found if f.kind == "throughput"),
         memory=MemoryBudget(**memory.value) if memory else None, cost=CostBudget(**cost.value) if cost else None,
@@ -418,6 +431,8 @@ def amend_clauses(base: ConstraintSet, change: ConstraintSet) -> tuple[str, ...]
     schedule = pick("schedule")
     if schedule is not None:
         clauses.append(schedule.source_text)
+    if (retraining := pick("retraining")) is not None:
+        clauses.append(retraining.source_text)
     window = change.window_text if change.window_seconds else base.window_text
     if window:
         clauses.append(window)

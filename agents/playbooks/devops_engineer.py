@@ -26,7 +26,8 @@ def prepare_release(view: View) -> Playbook:
     summary = (f"Capacity: {cost.get('verdict', cost.get('error'))}; memory request {cost.get('memory_request_mb')} MiB; "
                f"cost {(cost.get('cost') or {}).get('per_run_usd')} USD per run. Schedule {schedule.get('path')} "
                f"(cron {schedule.get('schedule')}, deadline {schedule.get('deadline_seconds')} s, static check "
-               f"{schedule.get('status')}); CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
+               f"{schedule.get('status')}); " + _retraining_text(schedule.get("retraining"))
+               + f"CI {ci.get('path')} (static check {ci.get('status')}); deployment notes "
                f"{notes.get('path')} with rollout, rollback, monitoring and cost. " + _ci_text(ci_run))
     ok = (cost.get("fits") is True and (cost.get("budget") or {}).get("within") is not False
           and not failed(schedule) and not failed(ci) and not failed(ci_run))
@@ -34,9 +35,20 @@ def prepare_release(view: View) -> Playbook:
                                             detail=f"exit code {f.get('exit_code')}: {f.get('stderr_tail') or f.get('stdout_tail')}")
                                     for f in ci_run.get("failures") or []]
     return Finish(summary=summary, findings=findings,
-                  artifacts=[p for p in (cost.get("path"), schedule.get("path"), ci.get("path"), notes.get("path"),
-                                         ci_run.get("path")) if p],
+                  artifacts=[p for p in (cost.get("path"), schedule.get("path"),
+                                         (schedule.get("retraining") or {}).get("path"), ci.get("path"),
+                                         notes.get("path"), ci_run.get("path")) if p],
                   status="completed" if ok else "failed")
+
+
+def _retraining_text(retraining: dict[str, Any] | None) -> str:
+    """The retraining job the mission asked for, if it did (figures from the tool)."""
+    if not retraining:
+        return ""
+    if not retraining.get("path"):
+        return f"Retraining {retraining.get('schedule_text')} asked for, but not scheduled (no training pipeline); "
+    return (f"retraining {retraining.get('path')} (python -m pipelines.training, cron {retraining.get('schedule')}, "
+            f"{retraining.get('schedule_text')}, deadline {retraining.get('deadline_seconds')} s); ")
 
 
 def _ci_text(run: dict[str, Any]) -> str:

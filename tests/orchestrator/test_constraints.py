@@ -17,6 +17,7 @@ def _observed(cs: ConstraintSet) -> dict[str, Any]:
     """The set in short: what a table row can state."""
     return {
         "cron": cs.cron, "window": cs.window_seconds, "finish_by": cs.finish_by,
+        "retraining": cs.retraining.cron if cs.retraining else None,
         "latency": [(t.percentile, t.max_ms) for t in cs.latency],
         "throughput": [(t.amount, t.unit, t.per) for t in cs.throughput],
         "memory_mib": cs.memory.max_mib if cs.memory else None,
@@ -46,7 +47,16 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ("weekly", {"cron": "0 1 * * 0"}),
     ("weekly on Monday", {"cron": "0 1 * * 1"}),
     ("weekly on Sunday 02:00", {"cron": "0 2 * * 0"}),  # a time of day right after the day, no "at"
-    ("free:then retrain weekly on Sunday 02:00, and write a runbook", {"cron": "0 2 * * 0"}),
+    # A schedule said of the retraining is its own, not the run's.
+    ("free:then retrain weekly on Sunday 02:00, and write a runbook", {"cron": None, "retraining": "0 2 * * 0"}),
+    ("Run nightly within 2-hour window; retrain the model every month",
+     {"cron": "0 1 * * *", "window": 7200, "retraining": "0 1 1 * *"}),
+    ("retraining: every Monday at 3am", {"cron": None, "retraining": "0 3 * * 1"}),
+    ("retrain if drift exceeds 0.2", {"retraining": None, "alerts": [("feature_drift", "above", 0.2, False)],
+                                      "not_understood": ["retrain if drift exceeds 0.2"]}),  # no schedule: asked back
+    ("alert if drift exceeds 0.2", {"alerts": [("feature_drift", "above", 0.2, False)]}),
+    ("prediction drift score goes above 0.3", {"alerts": [("prediction_drift", "above", 0.3, False)]}),
+    ("drift above 5%", {"alerts": [("feature_drift", "above", None, False)], "not_understood": ["drift above 5%"]}),
     ("nightly 3am, within 2 hours", {"cron": "0 3 * * *", "window": 7200}),
     ("run daily, 06:30 UTC", {"cron": "30 6 * * *"}),
     ("weekly, 2 hours", {"cron": "0 1 * * 0", "not_understood": ["2 hours"]}),  # a duration is no time of day

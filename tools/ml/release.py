@@ -20,7 +20,7 @@ from tools.ml.evaluation import EVALUATION_PATH
 from tools.ml.model_registry import MANIFEST_PATH
 from tools.ml.monitoring import ALERTS_PATH
 from tools.ml.packaging import PARITY_PATH
-from tools.ml.schedule import CI_PATH, SCHEDULE_PATH, release_constraints
+from tools.ml.schedule import CI_PATH, RETRAIN_SCHEDULE_PATH, SCHEDULE_PATH, release_constraints
 from tools.ml.shadow import SHADOW_PATH
 
 __all__ = ["deployment_notes", "write_deployment_notes", "NOTES_PATH"]
@@ -171,6 +171,7 @@ def deployment_notes(workspace: Path, *, config_path: str,
               "`outputs/alerts.json`, and exported as `batch_scoring_alert_fired` gauges in `outputs/metrics.prom`).", "",
               "| Alert | Threshold | Fires when |", "|---|---|---|"]
     lines += [f"| {r['name']} | {_fmt(r.get('threshold'))} | {r.get('fires_when', '')} |" for r in rules]
+    lines += _runbook(rules, name=name, retrain_job=(workspace / RETRAIN_SCHEDULE_PATH).is_file())
     lines += ["", "## Resources and cost", ""]
     if cost:
         measured = cost.get("measured") or {}
@@ -189,10 +190,45 @@ def deployment_notes(workspace: Path, *, config_path: str,
     lines += ["", "## Artefacts", "",
               f"- Schedule: `{SCHEDULE_PATH}` (cron `{plan.cron}` {plan.timezone}, {plan.schedule_text}; "
               f"activeDeadlineSeconds {plan.window_seconds}).",
+              *([f"- Retraining: `{RETRAIN_SCHEDULE_PATH}` (`python -m pipelines.training`, cron "
+                 f"`{cs.retraining.cron}` {cs.retraining.timezone}, {cs.retraining.text})."]
+                if cs.retraining and (workspace / RETRAIN_SCHEDULE_PATH).is_file() else []),
               f"- CI: `{CI_PATH}`.", "- Image: `Dockerfile` (non-root, pinned `requirements.txt`).",
               f"- Registry: `registry/index.json`; reproducibility: `{MANIFEST_PATH}`.",
               f"- Evaluation: `{EVALUATION_PATH}`, `reports/evaluation.html`.", ""]
     return "\n".join(lines), missing
+
+
+def _runbook(rules: list[dict[str, Any]], *, name: str, retrain_job: bool) -> list[str]:
+    """The on-call runbook: for each alert rule in force, where to look first and what to do then."""
+    retrain = (f"`kubectl create job --from=cronjob/{name}-retrain {name}-retrain-now`" if retrain_job else
+               "`python -m pipelines.training --config pipelines/training.yaml`")
+    rollout = "then shadow → canary → promote as above"
+
+    def steps(rule: dict[str, Any]) -> tuple[str, str]:
+        metric, rule_name = str(rule.get("metric") or rule.get("statistic") or ""), str(rule.get("name") or "")
+        if rule.get("statistic") == "psi" or "drift" in rule_name:
+            return ("`reports/dashboard.html`: which features drifted, by how much, since which batch",
+                    f"labels show no metric alert: keep serving and watch; a metric alert too: retrain ({retrain}), "
+                    f"{rollout}")
+        if rule_name.startswith("bias"):
+            return ("`reports/evaluation.html`, bias section: the group and the metric behind the ratio",
+                    "hold promotions and tell the model owner; retraining on the same data repeats the disparity")
+        if metric == "alert_rate":
+            return ("the inputs of the batch that fired: a broken or missing feature upstream flags rows in bulk",
+                    "fix the feed and re-run the batch; a real shift in the flagged share: review the threshold")
+        if "latency" in metric or "lag" in metric:
+            return ("CPU throttling and replica count of the service or consumers",
+                    "scale out, then check the model's own scoring time against the load test")
+        return ("`outputs/alerts.json`: the labelled rows behind the figure (few labels make it noisy), and "
+                "whether drift fired in the same batch",
+                f"a real drop: roll back (steps above) if the previous version scores better on the same batch, "
+                f"else retrain ({retrain}), {rollout}")
+
+    if not rules:
+        return []
+    lines = ["", "## On-call runbook", "", "| Alert | Look first at | Then |", "|---|---|---|"]
+    return lines + [f"| {r.get('name')} | {first} | {then} |" for r in rules for first, then in [steps(r)]]
 
 
 @tool(parse_docstring=True)
@@ -200,8 +236,8 @@ def write_deployment_notes(config_path: str = "pipelines/batch-scoring.yaml", co
                            *, ctx: Ctx) -> str:
     """Write docs/deployment-notes.md: the mission's constraints (and any not understood), validation status,
     rollout plan (shadow -> canary -> promote with gates from the agreed thresholds and the run window),
-    rollback steps, monitoring setup and alert thresholds, and the measured resource/cost estimate. Figures
-    are read from the reports written earlier.
+    rollback steps, monitoring setup and alert thresholds, the on-call runbook (per alert: where to look, what
+    to do), and the measured resource/cost estimate. Figures are read from the reports written earlier.
 
     Args:
         config_path: Workspace-relative pipeline YAML.
@@ -211,6 +247,6 @@ def write_deployment_notes(config_path: str = "pipelines/batch-scoring.yaml", co
     text, missing = deployment_notes(ctx.workspace, config_path=config_path, constraints=cs)
     ctx.write_text(NOTES_PATH, text, kind="doc")
     return json.dumps({"status": "ok" if not missing else "partial", "path": NOTES_PATH, "missing_inputs": missing,
-                       "sections": ["Mission constraints", "Validation status", "Rollout", "Rollback",
-                                    "Monitoring and alert thresholds", "Resources and cost", "Artefacts"],
+                       "sections": [line[3:].split(":")[0].split(" (")[0] for line in text.splitlines()
+                                    if line.startswith("## ")],
                        "not_understood": list(cs.not_understood)})

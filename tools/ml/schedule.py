@@ -12,18 +12,22 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.tools import tool
 
-from orchestrator.constraints import ConstraintSet, RunPlan, constraints_from
+from orchestrator.constraints import ConstraintSet, RunPlan, constraints_from, format_duration
 from orchestrator.cron import CronError, parse_cron
 from tools.context import Ctx, ToolContext
 from tools.ml.alignment import ALIGNMENT_PATH
 from tools.ml.capacity import COST_PATH
 from tools.ml.data import load_config, read_json
 from tools.ml.report import TEMPLATES
+from tools.ml.training import TRAINING_CONFIG
 
 __all__ = ["write_schedule", "write_ci_workflow", "check_cronjob", "check_workflow", "release_constraints",
-           "SCHEDULE_PATH", "CI_PATH"]
+           "SCHEDULE_PATH", "RETRAIN_SCHEDULE_PATH", "CI_PATH"]
 
 SCHEDULE_PATH = "deploy/cronjob.yaml"
+RETRAIN_SCHEDULE_PATH = "deploy/retrain-cronjob.yaml"
+_RETRAIN_DEADLINE_S = 4 * 3600
+"""A training run's deadline when the mission states none (capped by the gap between retrainings)."""
 CI_PATH = ".github/workflows/batch-scoring.yml"
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True)
 _DEFAULT_MEMORY_MB = 1024
@@ -149,8 +153,34 @@ def write_schedule(config_path: str = "pipelines/batch-scoring.yaml", image: str
     text = _ENV.get_template("cronjob.yaml.j2").render(**values)
     problems += check_cronjob(text, expected_schedule=plan.cron, expected_deadline=plan.window_seconds)
     ctx.write_text(SCHEDULE_PATH, text, kind="schedule")
+    retraining, retrain_problems = _retraining(ctx, cs, values)
+    problems += retrain_problems
     return json.dumps({"status": "ok" if not problems else "failed", "path": SCHEDULE_PATH, "problems": problems,
-                       **_plan_fields(plan, cs), "memory_mb": request, "memory_limit_mb": limit})
+                       **_plan_fields(plan, cs), "memory_mb": request, "memory_limit_mb": limit,
+                       "retraining": retraining})
+
+
+def _retraining(ctx: ToolContext, cs: ConstraintSet, values: dict[str, Any]) -> tuple[dict[str, Any] | None,
+                                                                                     list[str]]:
+    """The retraining CronJob the mission asks for ("retrain weekly on Sunday 02:00"): the training pipeline
+    (``python -m pipelines.training``) in the same image, on its own schedule. None when nothing asks for one."""
+    if cs.retraining is None:
+        return None, []
+    if not (ctx.workspace / TRAINING_CONFIG).is_file():
+        return ({"path": None, "schedule": cs.retraining.cron, "schedule_text": cs.retraining.text},
+                [f"the mission asks to retrain {cs.retraining.text}, but there is no training pipeline "
+                 f"({TRAINING_CONFIG}) to schedule: generate it first"])
+    gap = parse_cron(cs.retraining.cron).min_interval_seconds
+    deadline = min(_RETRAIN_DEADLINE_S, gap) if gap else _RETRAIN_DEADLINE_S
+    text = _ENV.get_template("cronjob.yaml.j2").render(**{
+        **values, "name": f"{values['name']}-retrain", "title": "Retraining", "component": "training",
+        "container": "trainer", "command": ["python", "-m", "pipelines.training"], "config_path": TRAINING_CONFIG,
+        "cron": cs.retraining.cron, "timezone": cs.retraining.timezone, "schedule_text": cs.retraining.text,
+        "deadline_seconds": deadline, "window_text": format_duration(deadline) + " (no training window stated)"})
+    problems = check_cronjob(text, expected_schedule=cs.retraining.cron, expected_deadline=deadline)
+    ctx.write_text(RETRAIN_SCHEDULE_PATH, text, kind="schedule")
+    return {"path": RETRAIN_SCHEDULE_PATH, "schedule": cs.retraining.cron, "schedule_text": cs.retraining.text,
+            "deadline_seconds": deadline}, [f"retraining CronJob: {p}" for p in problems]
 
 
 @tool(parse_docstring=True)
