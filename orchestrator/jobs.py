@@ -14,6 +14,10 @@ rather than on a queue of our own; SQLite keeps the in-process pool (:mod:`orche
   marked failed and replaced by a new job, and its lease dropped, in one transaction. It is replaced rather than
   retried in place because procrastinate's ``finish_job`` does not check which worker finishes a job: a paused
   worker waking up would finish the retried job while another worker runs it, and release its lock.
+- A worker paused in the middle of a write transaction (SIGSTOP, a frozen VM) holds its mission's row lock:
+  PostgreSQL ends any session of a worker left idle in a transaction for ``worker_stalled_s``, which frees
+  the lock for the worker taking the mission over; that takeover waits for a row lock at most a few seconds
+  and tries again in the next round, so one held mission does not hold up the others.
 - Cancelling a mission cancels its waiting job and asks its running one to abort; the runner stops at its next
   graph step. A worker asked to stop finishes the step in progress and leaves the mission to a new job.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -219,6 +224,21 @@ def _worker_app(url: str, *, lease_s: float) -> procrastinate.App:
     return app
 
 
+_TAKEOVER_LOCK_WAIT = "3s"
+"""How long a takeover waits for a row a paused worker may hold locked, before it tries again next round."""
+
+
+def _end_frozen_transactions(seconds: float) -> None:
+    """Have PostgreSQL end every session this process opens from now on (the records' engine, the checkpointer's
+    pool, procrastinate's) once it sits idle inside a transaction for ``seconds``: no transaction of a run waits
+    on anything but the database, so one that does is a paused process, holding its mission's row lock. Set
+    through libpq's ``PGOPTIONS``, which every connection of the process reads when it opens."""
+    current = os.environ.get("PGOPTIONS", "")
+    if "idle_in_transaction_session_timeout" not in current:
+        option = f"-c idle_in_transaction_session_timeout={max(1000, int(seconds * 1000))}"
+        os.environ["PGOPTIONS"] = f"{current} {option}".strip()
+
+
 def _replace_stalled(url: str, queue: MissionQueue, job_id: int, mission_id: str) -> bool:
     """Fail a stalled job, drop the lease its attempt held and defer a new job, in one transaction; False when
     the job was no longer running (finished, or replaced by another worker)."""
@@ -227,6 +247,7 @@ def _replace_stalled(url: str, queue: MissionQueue, job_id: int, mission_id: str
     from orchestrator.db import session_scope
 
     with session_scope(url) as session:
+        session.execute(text(f"SET LOCAL lock_timeout = '{_TAKEOVER_LOCK_WAIT}'"))
         failed = session.execute(text("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = :id "
                                       "AND status = 'doing' RETURNING id"), {"id": job_id}).first()
         if failed is None:
@@ -247,6 +268,8 @@ class JobWorker:
                  install_signal_handlers: bool = False) -> None:
         self.settings = settings
         self.url = settings.resolved_database_url
+        _end_frozen_transactions(settings.worker_stalled_s)
+        engine_for(self.url).dispose()  # idle connections opened before (the migrations') reopen with it
         self.concurrency = max(1, concurrency if concurrency is not None else settings.runner_workers)
         self._model_factory = model_factory
         self._runner = runner
@@ -326,13 +349,20 @@ class JobWorker:
             try:
                 jobs = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_s, queue=QUEUE,
                                                               task_name=TASK)
-                for job in jobs:
-                    mission_id = str(job.task_kwargs.get("mission_id"))
-                    if await asyncio.to_thread(_replace_stalled, self.url, queue, job.id, mission_id):
-                        log.warning("mission %s: job %s stalled (its worker sent no heartbeat for %.0f s); a new job "
-                                    "takes it over from its last checkpoint", mission_id, job.id, stalled_s)
             except Exception:
                 log.warning("stalled-job recovery failed; trying again", exc_info=True)
+                continue
+            for job in jobs:  # each on its own: one whose rows are still locked does not hold up the others
+                mission_id = str(job.task_kwargs.get("mission_id"))
+                try:
+                    replaced = await asyncio.to_thread(_replace_stalled, self.url, queue, job.id, mission_id)
+                except Exception as exc:
+                    log.warning("mission %s: stalled job %s not replaced yet (%s); trying again", mission_id,
+                                job.id, str(exc).splitlines()[0])
+                    continue
+                if replaced:
+                    log.warning("mission %s: job %s stalled (its worker sent no heartbeat for %.0f s); a new job "
+                                "takes it over from its last checkpoint", mission_id, job.id, stalled_s)
 
 
 def run_worker(settings: Settings, *, concurrency: int | None = None,

@@ -172,3 +172,59 @@ def test_a_queued_mission_has_one_waiting_job_and_cancelling_cancels_it(pg_url: 
         assert _jobs_of(pg_url, mission_id) == ["todo"]  # the queueing lock keeps one waiting job
         assert runner.cancel(mission_id, actor="test") == "cancelled"
     assert _jobs_of(pg_url, mission_id) == ["cancelled"]
+
+
+def _dsn(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def test_a_mission_whose_row_a_paused_worker_holds_does_not_hold_up_the_others(
+        pg_url: str, tmp_path: Path, model: FakeOpenAI) -> None:
+    """SIGSTOP can land inside a write: the paused worker then holds its mission's row lock. A session of the
+    test plays that (one mission's row locked, never committed): the other missions are taken over meanwhile,
+    and the held one once the lock is gone; each completes once."""
+    import psycopg
+
+    first = _worker(pg_url, tmp_path, model, "first")
+    second = held = None
+    try:
+        ids = _queue(pg_url, tmp_path, model, 3)
+        _wait(pg_url, ids, lambda: _turns(pg_url, ids) >= 3 * 4, 120, [first], tmp_path)
+        os.kill(first.pid, signal.SIGSTOP)
+        held = psycopg.connect(_dsn(pg_url))
+        held.execute("SELECT id FROM missions WHERE id = %s FOR UPDATE", (ids[0],))
+        second = _worker(pg_url, tmp_path, model, "second")
+        _wait(pg_url, ids, lambda: _done(pg_url, ids[1:]), 120, [second], tmp_path)
+        with session_scope(pg_url, readonly=True) as session:
+            assert session.get(Mission, ids[0]).status == "running"  # its takeover waits for the lock
+        held.rollback()
+        _wait(pg_url, ids, lambda: _done(pg_url, ids), 120, [second], tmp_path)
+    finally:
+        if held is not None:
+            held.close()
+        _stop(first, *([second] if second else []))
+    _check_once(pg_url, ids)
+    assert "not replaced yet" in (tmp_path / "second.log").read_text()  # it tried, gave way, tried again
+
+
+def test_a_worker_process_has_postgresql_end_its_sessions_left_idle_in_a_transaction(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's sessions carry an idle-in-transaction limit of ``worker_stalled_s``: a worker paused inside a
+    transaction loses its session, and its row locks, once it counts as stalled."""
+    import psycopg
+
+    from orchestrator.jobs import _end_frozen_transactions
+
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=60000")  # what the environment sets is kept
+    _end_frozen_transactions(2.5)
+    with psycopg.connect(_dsn(pg_url)) as conn:
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] == "2500ms"
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1min"
+    frozen = psycopg.connect(_dsn(pg_url))
+    frozen.execute("SELECT 1")  # a transaction begun, then nothing: as a paused process
+    time.sleep(4)
+    with pytest.raises(psycopg.Error, match="idle-in-transaction"):
+        frozen.execute("SELECT 1")
+    frozen.close()
