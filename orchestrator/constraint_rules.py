@@ -409,7 +409,7 @@ _READERS: list[tuple[list[re.Pattern[str]], Reader]] = [
               rf"(?:\s*\(?\s*(?:with\s+)?psi\s*(?:>=?|≥|above|over|of|at)?\s*(?P<n>{_NUM})\s*\)?"
               # "drift exceeds 0.2", "drift score goes above 0.25": a PSI, not a percentage
               rf"|\s+(?:(?:psi|score)\s+)?(?:is\s+|goes\s+)?(?:>=?|≥|above|over|exceeds?|exceeding|greater\s+than|"
-              rf"more\s+than)\s*(?P<n2>{_NUM})(?![\d.]|\s*%))?",
+              rf"more\s+than)\s*(?P<n2>{_NUM})(?!\d|\.\d|\s*%))?",
               rf"\bpsi\s*(?:>=?|≥|above|over|exceeds?|of|at)\s*(?P<n>{_NUM})"), _drift),
     (_compile(rf"\b(?:disparity|fairness|disparate\s+impact)\s+ratio\s+(?:below|under|<|less\s+than|of\s+at\s+least|"
               rf"at\s+least|>=?)\s*(?P<n>{_NUM})",

@@ -55,6 +55,8 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ("retrain if drift exceeds 0.2", {"retraining": None, "alerts": [("feature_drift", "above", 0.2, False)],
                                       "not_understood": ["retrain if drift exceeds 0.2"]}),  # no schedule: asked back
     ("alert if drift exceeds 0.2", {"alerts": [("feature_drift", "above", 0.2, False)]}),
+    ("free: Alert when MAE rises more than 15% and if drift exceeds 0.25.",  # a sentence's full stop after it
+     {"alerts": [("mae_rise", "above", 0.15, True), ("feature_drift", "above", 0.25, False)], "not_understood": []}),
     ("prediction drift score goes above 0.3", {"alerts": [("prediction_drift", "above", 0.3, False)]}),
     ("drift above 5%", {"alerts": [("feature_drift", "above", None, False)], "not_understood": ["drift above 5%"]}),
     ("nightly 3am, within 2 hours", {"cron": "0 3 * * *", "window": 7200}),

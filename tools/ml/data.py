@@ -15,7 +15,7 @@ from langchain_core.tools import tool
 from tools.context import Ctx
 from tools.ml import sandboxed
 from tools.ml.errors import DataError, check_workspace
-from tools.ml.model import file_sha256
+from tools.ml.model import file_sha256, inner_model
 from tools.workspace import resolve_in_workspace
 
 __all__ = [
@@ -124,7 +124,7 @@ def batch_files(workspace: Path, path: str) -> list[str]:
     return [p.relative_to(workspace.resolve()).as_posix() for p in files]
 
 
-_REFERENCE_WORDS = ("reference", "train", "baseline")
+_REFERENCE_WORDS = ("reference", "train", "baseline", "history", "historical")
 _CURRENT_WORDS = ("current", "batch", "score", "new", "holdout", "hold_out", "hold-out", "test", "eval", "valid",
                   "live", "prod", "latest", "recent", "inference", "serving")
 
@@ -189,6 +189,8 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
     if not model_path and (workspace / "models").is_dir():
         dirs = sorted(p for p in (workspace / "models").iterdir() if p.is_dir() and not p.name.endswith("-candidate"))
         model_path = dirs[0].relative_to(workspace).as_posix() if dirs else ""
+    if model_path and (inner := inner_model(workspace / model_path)) is not None:
+        model_path = inner.relative_to(workspace).as_posix()
     model_meta: dict[str, Any] = {}
     if model_path:
         folder = workspace / model_path
@@ -203,13 +205,14 @@ def locate(workspace: Path, inputs: list[str] | None = None) -> dict[str, Any]:
         p.suffix in DATA_SUFFIXES for p in (workspace / BATCHES_DIR).iterdir()) else []
     named = _named_data(workspace, inputs)
     reference = str((config.get("reference") or {}).get("path")
-                    or _first_data(workspace, _REFERENCE_WORDS, named=named)
-                    or _first_data(workspace, _REFERENCE_WORDS) or "")
-    others = [n for n in named if n != reference]
+                    or _first_data(workspace, _REFERENCE_WORDS, named=named) or "")
     current = str(section_in.get("path") or (batches[-1] if batches else "")
-                  or _first_data(workspace, _CURRENT_WORDS, named=named, not_=reference)
-                  or (others[0] if len(others) == 1 else "")  # the one other file the mission names
-                  or _first_data(workspace, _CURRENT_WORDS, not_=reference) or "")
+                  or _first_data(workspace, _CURRENT_WORDS, named=named, not_=reference) or "")
+    others = [n for n in named if n not in (reference, current)]
+    if len(others) == 1 and bool(reference) != bool(current):  # the one other file the mission names
+        reference, current = (reference, others[0]) if reference else (others[0], current)
+    reference = reference or _first_data(workspace, _REFERENCE_WORDS) or ""
+    current = current or _first_data(workspace, _CURRENT_WORDS, not_=reference) or ""
     # The label: the config's, the model's metadata, a column named like one, or the one the alignment found
     # (the column of the reference data the model does not take as input, fitting its classes or values).
     label = section_in.get("label_column") or model_meta.get("label_column")

@@ -105,6 +105,21 @@ def _metadata(folder: Path, rel: str) -> dict[str, Any]:
     return meta
 
 
+def _inner_models(folder: Path) -> list[Path]:
+    """The model folders directly inside ``folder`` when it holds no artifact itself (candidates aside)."""
+    if not folder.is_dir() or any(p.suffix in ARTIFACT_SUFFIXES and p.is_file() for p in folder.iterdir()):
+        return []
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.endswith("-candidate")
+            and any(p.suffix in ARTIFACT_SUFFIXES and p.is_file() for p in d.iterdir())]
+
+
+def inner_model(folder: Path) -> Path | None:
+    """The one model folder inside ``folder`` (a mission naming ``models/`` for ``models/churn/``); None when
+    there are none or several (which one is meant is not guessed)."""
+    inner = _inner_models(folder)
+    return inner[0] if len(inner) == 1 else None
+
+
 def locate_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> ModelRef:
     """The model at ``path`` (a folder, with or without ``model.yaml``, or an artifact file); nothing is loaded.
 
@@ -132,9 +147,14 @@ def locate_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> Mo
             artifact = named
         elif candidates:
             artifact = candidates[0]
+        elif (inner := inner_model(folder)) is not None:  # "models/" naming the one model folder in it
+            return locate_model(workspace, inner.relative_to(root).as_posix(), prefer_onnx=prefer_onnx)
         else:
-            raise ModelError(f"no model artifact (.onnx, .joblib, .pkl) in {rel!r}", path=rel,
-                             fix="put the model file in that folder, or point the mission at the file itself")
+            several = [d.name for d in _inner_models(folder)]
+            raise ModelError(f"no model artifact (.onnx, .joblib, .pkl) in {rel!r}"
+                             + (f"; it holds several model folders ({', '.join(several)})" if several else ""),
+                             path=rel, fix="name the model's own folder or file in the mission's inputs"
+                             if several else "put the model file in that folder, or point the mission at the file itself")
     resolve_in_workspace(workspace, artifact.relative_to(root).as_posix())  # a symlink out is refused here too
     return ModelRef(directory=rel, artifact=artifact.relative_to(root).as_posix(), metadata=meta)
 

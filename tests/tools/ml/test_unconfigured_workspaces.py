@@ -12,7 +12,9 @@ from tests.tools.ml.support import call
 from tools.context import ToolContext
 from tools.ml.alignment import align_data
 from tools.ml.data import locate_inputs
+from tools.ml.errors import ModelError
 from tools.ml.evaluation import evaluate_model
+from tools.ml.model import locate_model
 
 
 def _unconfigured(ws: GeneratedWorkspace, *, label: str, files: tuple[str, str]) -> tuple[str, str]:
@@ -72,3 +74,20 @@ def test_an_ambiguous_label_is_not_guessed(tool_ctx: ToolContext, case: str) -> 
     aligned = call(align_data, tool_ctx, model_path=ws.model_dir, reference_path=train, current_path=holdout)
     assert aligned["label_column"] is None
     assert not any(f["title"] == "label column inferred" for f in aligned["findings"])
+
+
+def test_the_models_folder_and_files_named_by_what_they_hold(tool_ctx: ToolContext) -> None:
+    """'the forecaster (models/) trained on data/history.csv; score data/latest.csv': the one model folder inside
+    models/, history as the reference, latest as the current data."""
+    ws = build_workspace(tool_ctx.workspace, kind="regression", metadata=False, rows=400)
+    history, latest = _unconfigured(ws, label="demand", files=("history.csv", "latest.csv"))
+    found = call(locate_inputs, tool_ctx, inputs=["models/", history, latest])
+    assert (found["model_path"], found["reference_path"], found["current_path"]) == (ws.model_dir, history, latest)
+    aligned = call(align_data, tool_ctx, model_path="models/", reference_path=history, current_path=latest)
+    assert aligned["label_column"] == "demand" and aligned["model"]["kind"] == "regression"
+    # Two model folders: which one is meant is not guessed.
+    other = tool_ctx.workspace / "models" / "other-model"
+    other.mkdir()
+    (other / "model.joblib").write_bytes((tool_ctx.workspace / ws.model_dir / "model.joblib").read_bytes())
+    with pytest.raises(ModelError, match="several model folders .other-model, regression-model."):
+        locate_model(tool_ctx.workspace, "models/")
