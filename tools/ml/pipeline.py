@@ -36,6 +36,11 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined
                    variable_start_string="<<", variable_end_string=">>")
 
 
+def planned_config(workspace: Path, inputs: list[str]) -> dict[str, Any]:
+    """The batch-scoring config :func:`generate_pipeline` writes when the workspace has none, from its layout."""
+    return _config_from_inputs(workspace, locate(workspace, inputs))
+
+
 def _config_from_inputs(workspace: Path, found: dict[str, Any]) -> dict[str, Any]:
     model_path = found.get("model_path") or "models/model"
     target = workspace / model_path
@@ -61,7 +66,7 @@ def generate_pipeline(ctx: ToolContext, *, config_path: str = "pipelines/batch-s
     if not config:
         findings.append({"severity": "medium", "title": "no pipeline config",
                          "detail": f"{config_path!r} was missing: a default was written from the workspace layout"})
-        config = _config_from_inputs(workspace, locate(workspace, list(ctx.mission.inputs) if ctx.mission else []))
+        config = planned_config(workspace, list(ctx.mission.inputs) if ctx.mission else [])
     model_path = str((config.get("model") or {}).get("path") or "")
     info = sandboxed.describe(ctx, model_path)  # a model that does not load stops here, naming the file
     features, model_name = info.features, info.name

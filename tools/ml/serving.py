@@ -21,6 +21,7 @@ from tools.ml.alignment import mission_constraints
 from tools.ml.data import last_json, load_config, read_json, read_table
 from tools.ml.errors import DataError, ModelError
 from tools.ml.model import ModelInfo
+from tools.ml.pipeline import planned_config
 from tools.ml.report import TEMPLATES
 from tools.sandbox import run_sandboxed
 
@@ -196,13 +197,22 @@ def _check(ok: bool, title: str, detail: str, severity: str = "medium") -> dict[
 def review(ctx: ToolContext, *, config_path: str) -> dict[str, Any]:
     """Review the batch scoring interface: inputs against the model, outputs, failure behaviour.
 
-    Raises ``UnusableInput`` when the config is missing or the model cannot be loaded.
+    When the mission names no config and there is none yet, the one the implement step will write from the
+    workspace layout is reviewed (a finding says so). Raises ``UnusableInput`` when a config the mission names
+    (or, with no mission, the one asked about) is missing, or the model cannot be loaded.
     """
     config = load_config(ctx.workspace, config_path)
-    if not config:
+    checks: list[dict[str, Any]] = []
+    inputs = [i.strip().removeprefix("./") for i in ctx.mission.inputs] if ctx.mission else None
+    if not config and (inputs is None or config_path in inputs):  # asked about, or named by the mission
         raise DataError(f"the pipeline config {config_path!r} is missing or empty", path=config_path,
                         fix="write the batch-scoring config (model.path, input.path, reference.path, output.path)")
-    checks: list[dict[str, Any]] = []
+    if not config:  # none named, none yet: review the one the implement step will write from the layout
+        config = planned_config(ctx.workspace, inputs or [])
+        checks.append(_check(False, "pipeline config", f"{config_path!r} does not exist yet: this reviews the one "
+                             "the implement step writes from the workspace layout (model "
+                             f"{(config.get('model') or {}).get('path')}, input {(config.get('input') or {}).get('path')})",
+                             "low"))
     model_cfg, input_cfg, output_cfg = config.get("model") or {}, config.get("input") or {}, config.get("output") or {}
     info = sandboxed.describe(ctx, str(model_cfg.get("path", "")))
     features = info.features

@@ -1,20 +1,25 @@
-"""A workspace with no pipeline config and no ``model.yaml``: its data is found from the names the mission gives
-(``train``/``holdout`` as well as ``reference``/``current``), and its label is the one column the model does not
-take as input whose values fit the model; when that is ambiguous, nothing is guessed."""
+"""A workspace with no pipeline config and no ``model.yaml``: its model and data are found from the names the
+mission gives (``models/``, ``train``/``holdout``, ``history``/``latest`` as well as ``reference``/``current``), its
+label is the one column the model does not take as input whose values fit the model (when that is ambiguous,
+nothing is guessed), and its scoring interface is reviewed before the implement step writes a config."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
+from orchestrator.mission import parse_mission
 from tests.support.workspaces import GeneratedWorkspace, build_workspace
 from tests.tools.ml.support import call
 from tools.context import ToolContext
 from tools.ml.alignment import align_data
 from tools.ml.data import locate_inputs
-from tools.ml.errors import ModelError
+from tools.ml.errors import DataError, ModelError
 from tools.ml.evaluation import evaluate_model
 from tools.ml.model import locate_model
+from tools.ml.serving import review_scoring_interface
 
 
 def _unconfigured(ws: GeneratedWorkspace, *, label: str, files: tuple[str, str]) -> tuple[str, str]:
@@ -91,3 +96,22 @@ def test_the_models_folder_and_files_named_by_what_they_hold(tool_ctx: ToolConte
     (other / "model.joblib").write_bytes((tool_ctx.workspace / ws.model_dir / "model.joblib").read_bytes())
     with pytest.raises(ModelError, match="several model folders .other-model, regression-model."):
         locate_model(tool_ctx.workspace, "models/")
+
+
+def test_the_scoring_interface_is_reviewed_before_any_config_exists(tool_ctx: ToolContext) -> None:
+    """Design comes before implement: with no pipeline config, the review reads the one implement will write from
+    the layout, says so, and writes no config itself."""
+    ws = build_workspace(tool_ctx.workspace, kind="binary", metadata=False, rows=400)
+    _unconfigured(ws, label="label", files=("train.csv", "holdout.csv"))
+    ctx = replace(tool_ctx, mission=parse_mission(f"Score the model in {ws.model_dir}/ nightly"))
+    reviewed = call(review_scoring_interface, ctx)
+    assert reviewed["status"] == "ok"
+    [note] = [p for p in reviewed["problems"] if p["title"] == "pipeline config"]
+    assert note["severity"] == "low" and "data/holdout.csv" in note["detail"] and ws.model_dir in note["detail"]
+    assert not (tool_ctx.workspace / ws.config).exists()
+    assert "pipeline config" in (tool_ctx.workspace / "docs/scoring-interface-review.md").read_text()
+    # A config the mission names, missing, is a broken input: the review stops there, naming it.
+    named = replace(tool_ctx, mission=parse_mission(f"Mission: Score it.\nInputs: {ws.model_dir}/, {ws.config}"))
+    with pytest.raises(DataError) as caught:
+        call(review_scoring_interface, named)
+    assert caught.value.path == ws.config
