@@ -147,10 +147,10 @@ def locate_model(workspace: Path, path: str, *, prefer_onnx: bool = False) -> Mo
             artifact = named
         elif candidates:
             artifact = candidates[0]
-        elif (inner := inner_model(folder)) is not None:  # "models/" naming the one model folder in it
-            return locate_model(workspace, inner.relative_to(root).as_posix(), prefer_onnx=prefer_onnx)
+        elif len(inner := _inner_models(folder)) == 1:  # "models/" naming the one model folder in it
+            return locate_model(workspace, inner[0].relative_to(root).as_posix(), prefer_onnx=prefer_onnx)
         else:
-            several = [d.name for d in _inner_models(folder)]
+            several = [d.name for d in inner]
             raise ModelError(f"no model artifact (.onnx, .joblib, .pkl) in {rel!r}"
                              + (f"; it holds several model folders ({', '.join(several)})" if several else ""),
                              path=rel, fix="name the model's own folder or file in the mission's inputs"
