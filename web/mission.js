@@ -66,6 +66,7 @@ export class MissionView {
       onEvent: (event) => {
         this.chat.add(event);
         if (REFRESH_KINDS.has(event.kind)) this.refreshSoon();
+        if (this.wantsPending && this.chat.pendingCards().length) this.scrollToPending();
       },
       onState: (state) => this.connection(state),
       isFinished: () => this.mission && FINISHED.has(this.mission.status),
@@ -204,8 +205,10 @@ export class MissionView {
     this.refreshSoon(0);
   }
 
+  /** Bring the first waiting approval into view; asked before the conversation has shown it, once it does. */
   scrollToPending() {
     const card = this.chat.pendingCards()[0];
+    this.wantsPending = !card;
     if (!card) return;
     card.scrollIntoView({ block: "center" });
     card.querySelector("button.approve")?.focus();
