@@ -403,7 +403,16 @@ def _rows(frame: Any, rows: dict[str, int] | None, *, keep: bool = True) -> Any:
 # ---------------------------------------------------------------------------------------------- operations
 
 def op_describe(request: dict[str, Any]) -> dict[str, Any]:
-    return {"models": {name: Model(spec).describe() for name, spec in request["models"].items()}}
+    models = {name: Model(spec).describe() for name, spec in request["models"].items()}
+    return {"models": models, "workspace_code": _workspace_modules()}
+
+
+def _workspace_modules() -> list[str]:
+    """Modules imported from the workspace (a pickle naming the workspace's own classes): the description then
+    depends on that code too, not only on the model's bytes."""
+    root = f"{_ROOT}{os.sep}"
+    return sorted(name for name, module in list(sys.modules.items())
+                  if str(getattr(module, "__file__", None) or "").startswith(root))
 
 
 def op_predict(request: dict[str, Any]) -> dict[str, Any]:

@@ -6,17 +6,23 @@ network, a scrubbed environment and the workspace mounted read-only) a small req
 workspace-relative paths, parameters — and gets figures back: predictions and scores as arrays, a
 description of the model, timings, bytes to write. Sandbox start-up plus importing scikit-learn costs about
 a second, so each tool asks for everything it needs in one request (e.g. the evaluation's reference,
-current and candidate predictions together); metrics are computed here, on the host, from those arrays.
+current and candidate predictions together); metrics are computed here, on the host, from those arrays. A
+model's description is asked once per content (:func:`describe`): a mission's tools describe the same model
+many times.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import hashlib
 import json
 import logging
 import math
 import sys
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,10 +156,67 @@ def ask(ctx: ToolContext, op: str, request: dict[str, Any], *, refs: list[ModelR
 
 
 def describe(ctx: ToolContext, path: str, *, prefer_onnx: bool = False) -> ModelInfo:
-    """Load the model at ``path`` in the sandbox and say what it is."""
+    """Load the model at ``path`` in the sandbox and say what it is.
+
+    The answer is kept for the mission by content (:class:`_Descriptions`): the same bytes with the same
+    metadata, described by the same runner, are the same model. A model whose loading imported the
+    workspace's own code is asked again each time (that code may change), and so is one that failed.
+    """
     ref = locate_model(ctx.workspace, path, prefer_onnx=prefer_onnx)
-    answer = ask(ctx, "describe", {"models": {"model": ref.spec()}}, refs=[ref])
-    return model_info(ref, answer["models"]["model"])
+    key = _DESCRIPTIONS.key(ctx, ref)
+    description = _DESCRIPTIONS.get(key)
+    if description is None:
+        answer = ask(ctx, "describe", {"models": {"model": ref.spec()}}, refs=[ref])
+        description = answer["models"]["model"]
+        if not answer.get("workspace_code"):
+            _DESCRIPTIONS.put(key, description)
+    return model_info(ref, description)
+
+
+class _Descriptions:
+    """The runner's descriptions of models by mission and content, the most recent ``size`` in this process."""
+
+    _RUNNER = hashlib.sha256(RUNNER_SOURCE.encode()).hexdigest()
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def key(self, ctx: ToolContext, ref: ModelRef) -> str | None:
+        """The mission, the model's content and what the runner is told about it; None when it cannot be read
+        here (the runner then says why). An ONNX file may keep its weights in files beside it: those count."""
+        artifact = resolve_in_workspace(ctx.workspace, ref.artifact)
+        digest = hashlib.sha256(f"{ctx.mission_id}\0{self._RUNNER}\0{sys.executable}\0".encode())
+        digest.update(json.dumps(ref.spec(), sort_keys=True, default=str).encode())
+        try:
+            files = sorted(artifact.parent.iterdir()) if artifact.suffix == ".onnx" else [artifact]
+            for file in files:
+                if file.is_file():
+                    digest.update(f"\0{file.name}\0".encode())
+                    with file.open("rb") as handle:
+                        digest.update(hashlib.file_digest(handle, "sha256").digest())
+        except OSError:
+            return None
+        return digest.hexdigest()
+
+    def get(self, key: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._entries.get(key) if key else None
+            if found is not None:
+                self._entries.move_to_end(key)
+            return copy.deepcopy(found)
+
+    def put(self, key: str | None, description: dict[str, Any]) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._entries[key] = copy.deepcopy(description)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+_DESCRIPTIONS = _Descriptions()
 
 
 def predict(ctx: ToolContext, *, models: dict[str, ModelRef], data: dict[str, str], jobs: list[dict[str, Any]],
