@@ -121,7 +121,12 @@ def _python_bin() -> str:
 
 
 def sandbox_env(*, workspace: str) -> dict[str, str]:
-    """The whole environment a command sees: nothing inherited from this process (no secrets)."""
+    """The whole environment a command sees: nothing inherited from this process (no secrets).
+
+    The interpreter is the service's, so pytest would load every plugin installed beside it (the service's
+    own, which no runner of the workspace's CI has, and which cost seconds per run): it loads none of them
+    unless the workspace asks (``-p NAME``, ``pytest_plugins`` in a conftest).
+    """
     env = {
         "PATH": f"{_python_bin()}:/usr/local/bin:/usr/bin:/bin",
         "HOME": workspace,
@@ -133,6 +138,7 @@ def sandbox_env(*, workspace: str) -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "MPLBACKEND": "Agg",
         "TERM": "dumb",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix

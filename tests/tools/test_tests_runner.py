@@ -79,3 +79,23 @@ def test_parse_junit_bare_testsuite_with_skip() -> None:
     xml = ('<testsuite tests="2"><testcase classname="t" name="a"><skipped message="later"/></testcase>'
            '<testcase classname="t" name="b"/></testsuite>')
     assert parse_junit(xml) == {"passed": 1, "failed": 0, "errors": 0, "skipped": 1, "total": 2, "failures": []}
+
+
+def test_the_services_pytest_plugins_stay_out_unless_the_workspace_asks(tool_ctx: ToolContext) -> None:
+    """The sandbox's interpreter is the service's: its plugins (xdist, a tracer's) are not the workspace's."""
+    tests = tool_ctx.workspace / "tests"
+    tests.mkdir()
+    (tests / "test_plugins.py").write_text(
+        "def test_service_plugins_are_not_loaded(pytestconfig):\n"
+        "    assert not pytestconfig.pluginmanager.has_plugin('xdist')\n"
+        "    assert not pytestconfig.pluginmanager.has_plugin('langsmith_plugin')\n")
+    assert run(tool_ctx)["passed"] == 1
+    (tests / "conftest.py").write_text("pytest_plugins = ['anyio']\n")  # asked for by name: loaded
+    (tests / "test_asks.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.anyio\n"
+        "async def test_runs_on_the_asked_plugin():\n"
+        "    assert True\n")
+    result = run(tool_ctx)
+    assert (result["passed"], result["failed"], result["errors"]) == (2, 0, 0), result
+
