@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from langgraph_sdk import get_sync_client
@@ -31,7 +32,7 @@ from sqlalchemy import func, select
 from orchestrator.db import session_scope
 from orchestrator.db.models import Approval, Event, Mission, Thread
 from orchestrator.procedure import STEPS
-from tests.api.conftest import auth
+from tests.api.conftest import auth, sse_events
 from tests.support.fake_chat import ai, call
 from tests.support.servers import free_port, wait_healthy
 
@@ -268,8 +269,9 @@ def test_cors_is_off_unless_configured(make_client, api_settings, origins: list[
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the demo's whole ML pipeline, on a machine other test runs share
 def test_the_demo_mission_end_to_end_with_the_sdk_against_the_real_server(tmp_path: Path) -> None:
-    """``orchestrator serve`` with the built-in planner: the SDK runs the demo mission through its release gate;
-    a second client following the run sees the same updates; the CLI verifies the records."""
+    """``orchestrator serve`` with the built-in planner: the SDK runs the demo mission (its workspace made from
+    the template over HTTP) through its release gate; a second client following the run sees the same updates;
+    the CLI and the service's own API (events over SSE, delegations, audit) read the same records."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ORCH_", "LANGGRAPH_", "LANGSMITH_"))}
     env.update({"ORCH_HOME": str(tmp_path / "home"), "ORCH_WORKSPACE_ROOTS": json.dumps([str(tmp_path / "ws")]),
                 "PYTHONPATH": str(REPO)})
@@ -280,16 +282,16 @@ def test_the_demo_mission_end_to_end_with_the_sdk_against_the_real_server(tmp_pa
 
     key = {role: cli("keys", "create", "--role", role).stdout.strip().splitlines()[-1]
            for role in ("submitter", "approver", "auditor")}
-    from tools.ml.demo import build_demo_workspace
-
-    build_demo_workspace(tmp_path / "ws" / "demo")
     port = free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port)], env=env,
                             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key['submitter']}"}, timeout=60)
     try:
         wait_healthy(base, proc, lambda: (tmp_path / "serve.log").read_text()[-2000:])
+        made = http.post("/api/v1/workspaces", json={"name": "demo", "template": "demo"})
+        assert made.status_code == 201, made.text
         submitter, approver, auditor = (get_sync_client(url=base, api_key=key[r], timeout=600)
                                         for r in ("submitter", "approver", "auditor"))
         text = (REPO / "orchestrator" / "data" / "anomaly-batch-scoring.md").read_text()
@@ -333,7 +335,24 @@ def test_the_demo_mission_end_to_end_with_the_sdk_against_the_real_server(tmp_pa
         streamed = [(p.data[n]["delegation_id"], n) for p in [*seen, *resumed] if p.event == "updates"
                     for n in p.data if n in agents]
         assert streamed == [(d["id"], d["to_agent"]) for d in shown["delegations"]] and streamed
+
+        # The same mission through the service's own API: its event stream replays the whole record, in order.
+        events: list[dict[str, Any]] = []
+        with http.stream("GET", f"/api/v1/missions/{mission_id}/events", timeout=120) as response:
+            lines = response.iter_lines()
+            while batch := sse_events(lines, limit=1):
+                events += batch
+        assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+        assert events[-1]["data"]["payload"] == {"status": "completed"}
+        assert {"ml-engineer", "data-scientist"} <= {e["data"]["agent"] for e in events if e["event"] == "message"}
+        edges = http.get(f"/api/v1/missions/{mission_id}/delegations").json()["edges"]
+        assert {e["to"] for e in edges} == set(agents)
+        verify = http.get(f"/api/v1/missions/{mission_id}/audit/verify",
+                          headers={"Authorization": f"Bearer {key['auditor']}"}).json()
+        assert verify["intact"] and verify["events"] == len(events)
+        assert [s["status"] for s in http.get(f"/api/v1/missions/{mission_id}").json()["steps"][:6]] == ["done"] * 6
     finally:
+        http.close()
         proc.terminate()
         proc.wait(timeout=20)
         log.close()

@@ -1,4 +1,8 @@
-"""The real server (uvicorn subprocess): a mission end to end over HTTP and SSE; killed and restarted mid-run."""
+"""The real server (uvicorn subprocess): a mission end to end over HTTP and SSE; killed and restarted mid-run.
+
+The demo mission on the real server, with the built-in planner, runs in ``test_langgraph_sdk.py`` (driven by the
+SDK, then read back over this API) and ``tests/web/test_mission_flow.py`` (from the page).
+"""
 
 from __future__ import annotations
 
@@ -142,52 +146,3 @@ def test_killed_server_resumes_without_running_a_tool_twice(server_factory) -> N
         recorded = session.scalars(select(Event.payload).where(Event.mission_id == mission_id,
                                                                Event.kind == "tool.called")).all()
         assert sorted((p["call_id"], p["status"]) for p in recorded) == [("b1", "ok"), ("b2", "interrupted")]
-
-
-def test_demo_mission_over_http_with_the_builtin_planner(tmp_path: Path) -> None:
-    """The real `orchestrator serve` and the built-in planner: the demo mission followed over SSE to the end."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCH_")}
-    env.update({"ORCH_HOME": str(tmp_path / "home"), "ORCH_WORKSPACE_ROOTS": json.dumps([str(tmp_path / "ws")]),
-                "PYTHONPATH": str(REPO)})
-    port = free_port()
-    admin = subprocess.run([sys.executable, "-m", "orchestrator.cli", "keys", "create", "--role", "admin"], env=env,
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, lambda: (tmp_path / "serve.log").read_text()[-2000:])
-        text = (REPO / "orchestrator" / "data" / "anomaly-batch-scoring.md").read_text()
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=60) as client:
-            assert client.post("/api/v1/workspaces", json={"name": "demo", "template": "demo"}).status_code == 201
-            created = client.post("/api/v1/missions", json={"text": text, "workspace": "demo"})
-            assert created.status_code == 201, created.text
-            mission_id = created.json()["id"]
-            events: list[dict] = []
-            with client.stream("GET", f"/api/v1/missions/{mission_id}/events", timeout=300) as response:
-                lines = response.iter_lines()
-                while batch := sse_events(lines, limit=1):
-                    events += batch
-                    if batch[0]["event"] == "approval.requested":
-                        gate = batch[0]["data"]["payload"]
-                        assert gate["kind"] == "release"
-                        decided = client.post(f"/api/v1/approvals/{gate['approval_id']}/decision",
-                                              json={"decision": "approve", "payload_sha256": gate["payload_sha256"],
-                                                    "comment": "ship it"})
-                        assert decided.status_code == 200, decided.text
-            assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
-            assert events[-1]["data"]["payload"] == {"status": "completed"}
-            agents = {e["data"]["agent"] for e in events if e["event"] == "message"}
-            assert {"ml-engineer", "data-scientist"} <= agents
-            graph = client.get(f"/api/v1/missions/{mission_id}/delegations").json()
-            assert {e["to"] for e in graph["edges"]} == {"data-scientist", "devops-engineer", "security-expert",
-                                                         "backend-developer"}
-            verify = client.get(f"/api/v1/missions/{mission_id}/audit/verify").json()
-            assert verify["intact"] and verify["events"] == len(events)
-            view = client.get(f"/api/v1/missions/{mission_id}").json()
-            assert [s["status"] for s in view["steps"][:6]] == ["done"] * 6
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
