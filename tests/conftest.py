@@ -80,6 +80,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     """``-n N`` alone distributes by group (``--dist loadgroup``), not test by test."""
     if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
         config.option.dist = "loadgroup"
+        config.option.loadscopereorder = False  # the order is set below (``_longest_first``)
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent under -p no:xdist
@@ -111,8 +112,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         twice = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
         if twice:
             raise pytest.UsageError(f"tests share an id, a parallel run would drop all but one: {twice[:5]}")
+        items[:] = _longest_first(items)
         for item in items:
             _add_group_suffix(item)
+
+
+def _groups(item: pytest.Item) -> list[str]:
+    return sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                   for mark in item.iter_markers("xdist_group")})
+
+
+def _scope(item: pytest.Item) -> str:
+    """What the scheduler hands a worker at once: the test's group, or the test alone."""
+    return "_".join(_groups(item)) or item.nodeid
+
+
+def _longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Scopes that run whole missions first, then the larger scopes: the scheduler hands scopes out in this order,
+    and a mission started last keeps one worker busy for minutes while the other has nothing left to do."""
+    scopes: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        scopes.setdefault(_scope(item), []).append(item)
+    ordered = sorted(scopes.values(), key=lambda scope: (-sum(1 for item in scope if item.get_closest_marker("mission")),
+                                                          -len(scope)))
+    return [item for scope in ordered for item in scope]
 
 
 # xdist (3.8) tells the scheduler a test's group by an ``@group`` suffix on the node id it sends, set through
@@ -123,8 +146,7 @@ _UNSUFFIXED = pytest.StashKey[Any]()
 
 
 def _add_group_suffix(item: pytest.Item) -> None:
-    groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-                     for mark in item.iter_markers("xdist_group")})
+    groups = _groups(item)
     if not groups:
         return
     suffix = "@" + "_".join(groups)

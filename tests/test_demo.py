@@ -14,7 +14,7 @@ import pytest
 
 # The module's mission runs in the first test's setup: the six steps with Feast, the shadow comparison and the local
 # CI run take 3-5 minutes on two busy cores, past the default per-test timeout.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.mission, pytest.mark.timeout(900)]
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -54,6 +54,7 @@ def test_what_the_mission_itself_asks_for_counts_as_an_instruction(text: str, re
 
 
 @pytest.mark.slow
+@pytest.mark.mission
 @pytest.mark.timeout(900)  # a whole mission with two release rounds: ~3 min on two busy cores
 def test_messages_sent_while_the_mission_runs_change_the_schedule_deliverables(tmp_path: Path) -> None:
     ws = tmp_path / "ws"

@@ -31,7 +31,7 @@ from orchestrator.runner import Runner
 from orchestrator.views import mission_view
 from tests.support.workspaces import GeneratedWorkspace, Kind, build_workspace
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]  # the fixture runs up to sixteen missions
+pytestmark = [pytest.mark.slow, pytest.mark.mission, pytest.mark.timeout(5400)]  # the fixture runs up to sixteen missions
 
 WORKERS = int(os.environ.get("ORCH_MATRIX_WORKERS", "2"))
 """Missions run at once (one runner, one thread each)."""

@@ -267,6 +267,7 @@ def test_cors_is_off_unless_configured(make_client, api_settings, origins: list[
 
 
 @pytest.mark.slow
+@pytest.mark.mission
 @pytest.mark.timeout(900)  # the demo's whole ML pipeline, on a machine other test runs share
 def test_the_demo_mission_end_to_end_with_the_sdk_against_the_real_server(tmp_path: Path) -> None:
     """``orchestrator serve`` with the built-in planner: the SDK runs the demo mission (its workspace made from

@@ -97,6 +97,7 @@ def test_a_call_the_record_does_not_have_runs_nothing(tmp_path: Path, workspace:
 
 
 @pytest.mark.slow
+@pytest.mark.mission
 def test_replay_reproduces_the_demo_mission(tmp_path: Path) -> None:
     from tools.ml.demo import build_demo_workspace
 

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import PHONE, LiveServer, shoot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.mission, pytest.mark.timeout(900)]
 
 SUB_AGENTS = ("data-scientist", "devops-engineer", "security-expert", "backend-developer")
 MINUTE = 60_000

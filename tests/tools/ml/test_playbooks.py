@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tests.support.records import recorded_artifacts
 from tests.tools.ml.support import BATCH_MISSION, ONLINE_MISSION, new_run
@@ -12,6 +13,7 @@ from tools.context import ToolContext
 from tools.ml.demo import DemoInfo, build_demo_workspace
 
 
+@pytest.mark.mission
 def test_batch_mission_end_to_end(tool_ctx: ToolContext, demo: DemoInfo) -> None:
     run = new_run(tool_ctx)
     aligned = run.step("align")

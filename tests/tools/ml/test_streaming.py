@@ -238,6 +238,7 @@ def test_streaming_playbooks_design_implement_and_release(consumer_ws: ToolConte
 
 
 @pytest.mark.slow
+@pytest.mark.mission
 @pytest.mark.timeout(1200)  # the six steps, the report running the consumer's checks again: ~5 min on 2 busy cores
 @pytest.mark.parametrize("text", [SEED_FORM, FREE_TEXT], ids=["seed-form", "free-text"])
 def test_a_streaming_mission_completes_with_the_builtin_planner(tmp_path: Path, text: str) -> None:
