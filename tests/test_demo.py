@@ -102,6 +102,17 @@ def test_resuming_the_finished_mission_is_a_clear_error(demo: tuple[dict[str, An
     assert again.stderr.strip() == f"error: mission {view['id']} is already completed; nothing to run"
 
 
+def test_the_recorded_mission_replays_with_no_model_and_no_tool(demo: tuple[dict[str, Any], Path, Path]) -> None:
+    """``orchestrator replay`` re-drives the whole demo mission from its record and takes the same path."""
+    view, _, home = demo
+    replayed = subprocess.run([sys.executable, "-m", "orchestrator.cli", "replay", view["id"], "--json"],
+                              capture_output=True, text=True, env=_env(home), timeout=300)
+    assert replayed.returncode == 0, replayed.stdout[-2000:] + replayed.stderr[-2000:]
+    report = json.loads(replayed.stdout)
+    assert report["reproduced"] and report["recorded"].startswith("completed"), report
+    assert report["compared"] >= 20 and report["step"] is None
+
+
 def test_missions_show_and_audit_read_the_same_records(demo: tuple[dict[str, Any], Path, Path]) -> None:
     view, _, home = demo
     shown = subprocess.run([sys.executable, "-m", "orchestrator.cli", "missions", "show", view["id"], "--json"],
