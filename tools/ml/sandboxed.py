@@ -32,7 +32,7 @@ import numpy as np
 from orchestrator.errors import ToolError
 from tools.context import ToolContext
 from tools.ml.errors import DataError, ModelError, Unconvertible, check_workspace
-from tools.ml.model import ModelInfo, ModelRef, locate_model, model_info
+from tools.ml.model import ModelInfo, ModelRef, file_sha256, locate_model, model_info
 from tools.sandbox import run_sandboxed
 from tools.workspace import resolve_in_workspace
 
@@ -174,7 +174,7 @@ def describe(ctx: ToolContext, path: str, *, prefer_onnx: bool = False) -> Model
 
 
 class _Descriptions:
-    """The runner's descriptions of models by mission and content, the most recent ``size`` in this process."""
+    """The runner's descriptions of models by mission and content, the latest ``size`` in this process."""
 
     _RUNNER = hashlib.sha256(RUNNER_SOURCE.encode()).hexdigest()
 
@@ -193,9 +193,7 @@ class _Descriptions:
             files = sorted(artifact.parent.iterdir()) if artifact.suffix == ".onnx" else [artifact]
             for file in files:
                 if file.is_file():
-                    digest.update(f"\0{file.name}\0".encode())
-                    with file.open("rb") as handle:
-                        digest.update(hashlib.file_digest(handle, "sha256").digest())
+                    digest.update(f"\0{file.name}\0{file_sha256(file)}".encode())
         except OSError:
             return None
         return digest.hexdigest()
